@@ -1,0 +1,91 @@
+//! `diesel-mangopay-worker`: runs the diesel-mangopay jobs until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use diesel_mangopay::db::migrations;
+use diesel_mangopay::{Config, Db, MangopayClient};
+use diesel_mangopay_jobs::{JobContext, JobQueue, WorkerOptions, run_worker};
+
+/// Runs the diesel-mangopay background jobs (Mangopay users created and updated from the rows
+/// your application saves). Configured by DATABASE_URL, MANGOPAY_CLIENT_ID, MANGOPAY_API_KEY,
+/// MANGOPAY_BASE_URL and MANGOPAY_DEBUG. Stops on SIGINT or SIGTERM after in-flight jobs finish.
+#[derive(Parser, Debug)]
+#[command(name = "diesel-mangopay-worker", version)]
+struct Args {
+    /// Jobs run at once, per queue.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Seconds in-flight jobs may take to finish after a shutdown signal.
+    #[arg(long, default_value_t = 30)]
+    shutdown_timeout: u64,
+    /// Milliseconds between looks for new jobs when idle.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
+    poll_interval_ms: u64,
+    /// Seconds between sweeps that resume creates left unconfirmed.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    resume_interval: u64,
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let db = Db::connect(config.database_url()).await?;
+    let pending: Vec<_> = db
+        .run(migrations::list)
+        .await?
+        .into_iter()
+        .filter(|m| !m.applied)
+        .map(|m| m.name)
+        .collect();
+    if !pending.is_empty() {
+        bail!(
+            "{} migration(s) not applied ({}); run `diesel-mangopay migrate run` first",
+            pending.len(),
+            pending.join(", ")
+        );
+    }
+    let client = MangopayClient::new(config.mangopay().clone())?;
+    let queue = JobQueue::connect(config.database_url())
+        .await
+        .context("opening the job storage")?;
+    tracing::info!(database = %config.database_url(), mangopay = %config.mangopay().base_url(), "connected");
+    let options = WorkerOptions {
+        concurrency: usize::from(args.concurrency),
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        poll_interval: Duration::from_millis(args.poll_interval_ms),
+        resume_interval: Duration::from_secs(args.resume_interval),
+    };
+    run_worker(JobContext { db, client }, queue, options, shutdown_signal()).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,apalis=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

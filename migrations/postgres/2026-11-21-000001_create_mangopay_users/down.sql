@@ -1,0 +1,3 @@
+DROP TABLE mangopay_legal_users;
+DROP TABLE mangopay_natural_users;
+DROP TABLE mangopay_users;

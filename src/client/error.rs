@@ -1,0 +1,280 @@
+//! Errors from the Mangopay API, carrying Mangopay's error body, each classified as worth
+//! retrying or not.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// Mangopay's error report: `Message`, `Type`, `Id`, `Date` and the per-field `errors`.
+///
+/// It is stored as-is (JSON) on the row whose operation failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, in Mangopay's words.
+    #[serde(rename = "Message", default)]
+    pub message: Option<String>,
+    /// The error's type, such as `param_error` or `ressource_not_found` (sic).
+    #[serde(rename = "Type", default)]
+    pub kind: Option<String>,
+    /// Mangopay's identifier of this error, for its support team.
+    #[serde(rename = "Id", default)]
+    pub id: Option<String>,
+    /// When it happened (Unix seconds).
+    #[serde(rename = "Date", default, deserialize_with = "unix_seconds")]
+    pub date: Option<i64>,
+    /// Field name → problem, for `param_error`.
+    #[serde(
+        rename = "errors",
+        alias = "Errors",
+        default,
+        deserialize_with = "field_errors"
+    )]
+    pub errors: BTreeMap<String, String>,
+}
+
+impl ErrorBody {
+    /// Parses an error body; OAuth's `{"error", "error_description"}` shape is mapped onto
+    /// `Type` and `Message`. `None` when the body is not a JSON object.
+    pub fn parse(bytes: &[u8]) -> Option<ErrorBody> {
+        let value: Value = serde_json::from_slice(bytes).ok()?;
+        let obj = value.as_object()?;
+        let mut body: ErrorBody = serde_json::from_value(value.clone()).ok()?;
+        if body.message.is_none() && body.kind.is_none() {
+            body.kind = obj.get("error").and_then(Value::as_str).map(str::to_owned);
+            body.message = obj
+                .get("error_description")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        Some(body)
+    }
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({})",
+            self.message.as_deref().unwrap_or("no message"),
+            self.kind.as_deref().unwrap_or("no type")
+        )?;
+        for (field, problem) in &self.errors {
+            write!(f, "; {field}: {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Mangopay sends `Date` as an integer, sometimes as a float (`1690291065.0`).
+fn unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Some(Value::String(s)) => s.parse::<f64>().ok().map(|f| f as i64),
+        _ => None,
+    })
+}
+
+fn field_errors<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    })
+}
+
+/// A failed call to the Mangopay API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Mangopay answered with an error status and its error report.
+    #[error("Mangopay answered {status}{}: {body}", if *.replayed { " (replayed by idempotency key)" } else { "" })]
+    Mangopay {
+        /// The HTTP status.
+        status: u16,
+        /// Mangopay's error report.
+        body: Box<ErrorBody>,
+        /// The answer is the stored first answer to an earlier request with the same
+        /// idempotency key, read back from `GET /responses/{key}`.
+        replayed: bool,
+        /// When to try again, for 429 answers (from the rate-limit headers).
+        retry_after: Option<Duration>,
+    },
+    /// An error status whose body is not Mangopay's error report (a proxy or gateway error).
+    #[error("Mangopay answered {status} with an unexpected body: {body}")]
+    UnexpectedResponse {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// A success status whose body could not be read as the expected JSON.
+    #[error("could not read Mangopay's answer ({status}): {message}")]
+    Decode {
+        /// The HTTP status.
+        status: u16,
+        /// What did not parse.
+        message: String,
+    },
+    /// The request did not complete: connection refused, reset, or timed out.
+    #[error("could not reach Mangopay: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The last response said a rate-limit window is used up; nothing was sent.
+    #[error("Mangopay rate limit used up until {until}; nothing was sent")]
+    RateLimited {
+        /// When the exhausted windows reset.
+        until: DateTime<Utc>,
+    },
+    /// A request was answered 409 for its idempotency key, and Mangopay has no stored answer
+    /// for the key yet: the first request is most likely still being processed.
+    #[error("idempotency key {key} is in use and its first answer is not available yet")]
+    ReplayPending {
+        /// The idempotency key.
+        key: String,
+    },
+    /// The HTTP client could not be set up.
+    #[error("could not set up the HTTP client: {0}")]
+    Setup(String),
+}
+
+impl ApiError {
+    /// The HTTP status Mangopay answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Mangopay { status, .. }
+            | ApiError::UnexpectedResponse { status, .. }
+            | ApiError::Decode { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Mangopay's error report, when there is one.
+    pub fn body(&self) -> Option<&ErrorBody> {
+        match self {
+            ApiError::Mangopay { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+
+    /// Whether the same request may succeed later: timeouts and connection failures, 5xx,
+    /// 408, 429, and a 409 whose first answer is not stored yet. A stored 5xx read back by
+    /// idempotency key is not retryable: Mangopay blocks the key, so only a person who checked
+    /// Mangopay's side can decide to send the operation again with a new key.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Mangopay {
+                status, replayed, ..
+            } => !*replayed && retryable_status(*status),
+            ApiError::UnexpectedResponse { status, .. } => retryable_status(*status),
+            ApiError::Transport(e) => !e.is_builder(),
+            ApiError::RateLimited { .. } | ApiError::ReplayPending { .. } => true,
+            ApiError::Decode { .. } | ApiError::Setup(_) => false,
+        }
+    }
+
+    /// Whether Mangopay certainly did not act on the request: it was answered with a 4xx other
+    /// than 408, 409 or 429 (or never sent). Only then may a create be retried with a new
+    /// idempotency key.
+    pub fn created_nothing(&self) -> bool {
+        match self {
+            ApiError::Mangopay { status, .. } | ApiError::UnexpectedResponse { status, .. } => {
+                (400..500).contains(status) && !matches!(status, 408 | 409 | 429)
+            }
+            ApiError::RateLimited { .. } | ApiError::Setup(_) => true,
+            ApiError::Transport(e) => e.is_builder() || e.is_connect(),
+            ApiError::Decode { .. } | ApiError::ReplayPending { .. } => false,
+        }
+    }
+
+    /// How long to wait before retrying, when Mangopay said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Mangopay { retry_after, .. } => *retry_after,
+            ApiError::RateLimited { until } => (*until - Utc::now()).to_std().ok(),
+            _ => None,
+        }
+    }
+
+    /// The error as stored on a row: Mangopay's report when there is one, otherwise a report in
+    /// the same shape (`Type` `transport_error`, `unexpected_response`, ...).
+    pub fn to_stored(&self) -> ErrorBody {
+        let synthetic = |kind: &str| ErrorBody {
+            message: Some(self.to_string()),
+            kind: Some(kind.to_owned()),
+            id: None,
+            date: Some(Utc::now().timestamp()),
+            errors: BTreeMap::new(),
+        };
+        match self {
+            ApiError::Mangopay { body, .. } => (**body).clone(),
+            ApiError::UnexpectedResponse { .. } => synthetic("unexpected_response"),
+            ApiError::Decode { .. } => synthetic("decode_error"),
+            ApiError::Transport(_) => synthetic("transport_error"),
+            ApiError::RateLimited { .. } => synthetic("rate_limit"),
+            ApiError::ReplayPending { .. } => synthetic("replay_pending"),
+            ApiError::Setup(_) => synthetic("client_setup"),
+        }
+    }
+}
+
+fn retryable_status(status: u16) -> bool {
+    status >= 500 || status == 408 || status == 429
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mangopay(status: u16, replayed: bool) -> ApiError {
+        ApiError::Mangopay {
+            status,
+            body: Box::default(),
+            replayed,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn parses_documented_error_reports() {
+        let body = ErrorBody::parse(br#"{"Message":"One or several required parameters are missing or incorrect.","Type":"param_error","Id":"5e83fbe8#1","Date":1740581497.0,"errors":{"CreditedWalletId":"The CreditedWalletId field is required."}}"#).unwrap();
+        assert_eq!(body.kind.as_deref(), Some("param_error"));
+        assert_eq!(body.date, Some(1740581497));
+        assert_eq!(
+            body.errors["CreditedWalletId"],
+            "The CreditedWalletId field is required."
+        );
+        let conflict = ErrorBody::parse(br#"{"Message":"A resource has already been created with this Idempotency Key","Type":"idempotent_creation_conflict","Id":"x","Date":1452723944,"errors":null}"#).unwrap();
+        assert!(conflict.errors.is_empty());
+        let oauth = ErrorBody::parse(br#"{"error":"unauthorized_client","error_description":"This account has been temporarily locked"}"#).unwrap();
+        assert_eq!(oauth.kind.as_deref(), Some("unauthorized_client"));
+        assert!(ErrorBody::parse(b"<html>502</html>").is_none());
+    }
+
+    #[test]
+    fn classifies_retryable_and_definitive_errors() {
+        for s in [500, 502, 503, 408, 429] {
+            assert!(mangopay(s, false).is_retryable(), "{s}");
+            assert!(!mangopay(s, false).created_nothing(), "{s}");
+        }
+        for s in [400, 401, 403, 404, 422] {
+            assert!(!mangopay(s, false).is_retryable(), "{s}");
+            assert!(mangopay(s, false).created_nothing(), "{s}");
+        }
+        assert!(!mangopay(500, true).is_retryable());
+        assert!(!mangopay(409, false).created_nothing());
+        assert!(ApiError::ReplayPending { key: "k".into() }.is_retryable());
+        let until = Utc::now() + chrono::Duration::seconds(60);
+        let limited = ApiError::RateLimited { until };
+        assert!(limited.is_retryable() && limited.created_nothing());
+        assert!(limited.retry_after().unwrap() <= Duration::from_secs(60));
+        assert_eq!(limited.to_stored().kind.as_deref(), Some("rate_limit"));
+    }
+}

@@ -1,0 +1,54 @@
+#![deny(missing_docs)]
+//! Mangopay objects kept in your own database with diesel, synced through the Mangopay API.
+//!
+//! `diesel-mangopay` mirrors Mangopay users (and, as the library grows, wallets, bank accounts,
+//! KYC documents, cards and money movements) into tables of the application's own database,
+//! SQLite by default and PostgreSQL in production. Each model owns async methods that call the
+//! Mangopay REST API v2.01 and write what comes back into its row; the `diesel-mangopay-jobs`
+//! crate runs those methods in the background with apalis.
+//!
+//! Money never moves twice: every `POST` carries an idempotency key that is committed on the
+//! row *before* the request is sent, so a crash between Mangopay's answer and the database
+//! commit is repaired by sending the same request again, which Mangopay answers with the
+//! original result.
+//!
+//! ```no_run
+//! use diesel_mangopay::{Config, Db, MangopayClient, MangopayNaturalUser, UserCategory};
+//!
+//! # async fn demo() -> Result<(), diesel_mangopay::Error> {
+//! let config = Config::from_env()?;
+//! let db = Db::connect(config.database_url()).await?;
+//! db.run_pending_migrations().await?;
+//! let client = MangopayClient::new(config.mangopay().clone())?;
+//!
+//! let mut user = MangopayNaturalUser::builder()
+//!     .first_name("Alex")
+//!     .last_name("Smith")
+//!     .email("alex.smith@example.com")
+//!     .user_category(UserCategory::Payer)
+//!     .build()?;
+//! user.save(&db).await?;
+//! user.create(&db, &client).await?;
+//! println!("Mangopay id: {}", user.mangopay_id().unwrap_or_default());
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod config;
+pub mod db;
+mod error;
+pub mod models;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
+pub mod schema;
+pub mod validate;
+
+pub use client::{ApiError, IdempotencyKey, MangopayClient};
+pub use config::{ClientConfig, Config, ConfigError, DatabaseUrl};
+pub use db::{Backend, Db, DbError};
+pub use error::Error;
+pub use models::{
+    Address, IncomeRange, KycLevel, LegalPersonType, MangopayLegalUser, MangopayNaturalUser,
+    PersonType, SyncState, UserCategory, UserStatus, UserSync,
+};
+pub use validate::{CountryCode, FieldError, FieldErrorKind, ValidationErrors};

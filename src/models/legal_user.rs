@@ -1,0 +1,668 @@
+//! `MangopayLegalUser`: a company, organisation, partnership or sole trader, mirrored from
+//! Mangopay's [Legal User object](https://docs.mangopay.com/api-reference/users/legal-user-object).
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use serde_json::{Map, Value};
+
+use super::natural_user::{address_changes, validate_address, validate_common};
+use super::types::{
+    Address, AddressColumns, LegalPersonType, PersonType, UserCategory, birthday_to_api, put, read,
+};
+use super::user::{self, BaseFields, UserKind, UserRow, UserSync};
+use crate::db::{AnyConnection, Db, MultiBackend};
+use crate::schema::{mangopay_legal_users as legal, mangopay_users};
+use crate::validate::{self, CountryCode, FieldErrorKind, ValidationErrors};
+use crate::{Error, MangopayClient};
+
+/// A legal entity's Mangopay user, kept in `mangopay_users` plus `mangopay_legal_users`.
+///
+/// Works like [`crate::MangopayNaturalUser`]: build, [`save`](Self::save),
+/// [`create`](Self::create) (or enqueue the job), [`update`](Self::update),
+/// [`refresh`](Self::refresh).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MangopayLegalUser {
+    /// The local id; `None` until the first save.
+    pub id: Option<i64>,
+    /// The application's own reference to its user, up to 255 characters. Not sent.
+    pub app_user_ref: Option<String>,
+    /// `UserCategory`: PAYER or OWNER.
+    pub user_category: UserCategory,
+    /// `TermsAndConditionsAccepted`; must be true for an OWNER.
+    pub terms_and_conditions_accepted: bool,
+    /// `LegalPersonType`.
+    pub legal_person_type: LegalPersonType,
+    /// `Name`: the registered name, up to 255 characters.
+    pub name: String,
+    /// `Email`: the entity's e-mail address.
+    pub email: String,
+    /// `HeadquartersAddress`; required for an OWNER.
+    pub headquarters_address: Option<Address>,
+    /// `CompanyNumber`; required for an OWNER that is a BUSINESS.
+    pub company_number: Option<String>,
+    /// `LegalRepresentativeFirstName`, 1 to 100 characters.
+    pub legal_representative_first_name: String,
+    /// `LegalRepresentativeLastName`, 1 to 100 characters.
+    pub legal_representative_last_name: String,
+    /// `LegalRepresentativeEmail`.
+    pub legal_representative_email: Option<String>,
+    /// `LegalRepresentativeBirthday`; required for an OWNER, not in the future.
+    pub legal_representative_birthday: Option<NaiveDate>,
+    /// `LegalRepresentativeNationality`; required for an OWNER.
+    pub legal_representative_nationality: Option<CountryCode>,
+    /// `LegalRepresentativeCountryOfResidence`; required for an OWNER.
+    pub legal_representative_country_of_residence: Option<CountryCode>,
+    /// `LegalRepresentativeAddress`.
+    pub legal_representative_address: Option<Address>,
+    /// `Tag`, up to 255 characters.
+    pub tag: Option<String>,
+    sync: UserSync,
+}
+
+/// Builds a [`MangopayLegalUser`], checking every field in [`build`](Self::build).
+#[derive(Debug, Clone, Default)]
+pub struct LegalUserBuilder {
+    app_user_ref: Option<String>,
+    user_category: Option<UserCategory>,
+    terms: bool,
+    legal_person_type: Option<LegalPersonType>,
+    name: String,
+    email: String,
+    headquarters_address: Option<Address>,
+    company_number: Option<String>,
+    rep_first_name: String,
+    rep_last_name: String,
+    rep_email: Option<String>,
+    rep_birthday: Option<NaiveDate>,
+    rep_nationality: Option<String>,
+    rep_country_of_residence: Option<String>,
+    rep_address: Option<Address>,
+    tag: Option<String>,
+}
+
+impl LegalUserBuilder {
+    /// The application's own reference to its user.
+    pub fn app_user_ref(mut self, v: impl Into<String>) -> Self {
+        self.app_user_ref = Some(v.into());
+        self
+    }
+    /// PAYER or OWNER (required).
+    pub fn user_category(mut self, v: UserCategory) -> Self {
+        self.user_category = Some(v);
+        self
+    }
+    /// Whether Mangopay's terms and conditions were accepted.
+    pub fn terms_and_conditions_accepted(mut self, v: bool) -> Self {
+        self.terms = v;
+        self
+    }
+    /// BUSINESS, PARTNERSHIP, ORGANIZATION or SOLETRADER (required).
+    pub fn legal_person_type(mut self, v: LegalPersonType) -> Self {
+        self.legal_person_type = Some(v);
+        self
+    }
+    /// The registered name.
+    pub fn name(mut self, v: impl Into<String>) -> Self {
+        self.name = v.into();
+        self
+    }
+    /// The entity's e-mail address.
+    pub fn email(mut self, v: impl Into<String>) -> Self {
+        self.email = v.into();
+        self
+    }
+    /// The headquarters' address.
+    pub fn headquarters_address(mut self, v: Address) -> Self {
+        self.headquarters_address = Some(v);
+        self
+    }
+    /// The registration number.
+    pub fn company_number(mut self, v: impl Into<String>) -> Self {
+        self.company_number = Some(v.into());
+        self
+    }
+    /// The legal representative's first name.
+    pub fn legal_representative_first_name(mut self, v: impl Into<String>) -> Self {
+        self.rep_first_name = v.into();
+        self
+    }
+    /// The legal representative's last name.
+    pub fn legal_representative_last_name(mut self, v: impl Into<String>) -> Self {
+        self.rep_last_name = v.into();
+        self
+    }
+    /// The legal representative's e-mail address.
+    pub fn legal_representative_email(mut self, v: impl Into<String>) -> Self {
+        self.rep_email = Some(v.into());
+        self
+    }
+    /// The legal representative's date of birth.
+    pub fn legal_representative_birthday(mut self, v: NaiveDate) -> Self {
+        self.rep_birthday = Some(v);
+        self
+    }
+    /// The legal representative's nationality, an ISO 3166-1 alpha-2 code.
+    pub fn legal_representative_nationality(mut self, v: impl Into<String>) -> Self {
+        self.rep_nationality = Some(v.into());
+        self
+    }
+    /// The legal representative's country of residence, an ISO 3166-1 alpha-2 code.
+    pub fn legal_representative_country_of_residence(mut self, v: impl Into<String>) -> Self {
+        self.rep_country_of_residence = Some(v.into());
+        self
+    }
+    /// The legal representative's address.
+    pub fn legal_representative_address(mut self, v: Address) -> Self {
+        self.rep_address = Some(v);
+        self
+    }
+    /// The tag.
+    pub fn tag(mut self, v: impl Into<String>) -> Self {
+        self.tag = Some(v.into());
+        self
+    }
+
+    /// Checks every field; the errors name each rejected field.
+    pub fn build(self) -> Result<MangopayLegalUser, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let mut country = |field: &'static str, v: Option<String>| {
+            v.and_then(|v| match v.parse::<CountryCode>() {
+                Ok(c) => Some(c),
+                Err(kind) => {
+                    errors.push(field, kind);
+                    None
+                }
+            })
+        };
+        let nationality = country("legal_representative_nationality", self.rep_nationality);
+        let residence = country(
+            "legal_representative_country_of_residence",
+            self.rep_country_of_residence,
+        );
+        if self.user_category.is_none() {
+            errors.push("user_category", FieldErrorKind::Required);
+        }
+        if self.legal_person_type.is_none() {
+            errors.push("legal_person_type", FieldErrorKind::Required);
+        }
+        let user = MangopayLegalUser {
+            id: None,
+            app_user_ref: self.app_user_ref,
+            user_category: self.user_category.unwrap_or(UserCategory::Payer),
+            terms_and_conditions_accepted: self.terms,
+            legal_person_type: self.legal_person_type.unwrap_or(LegalPersonType::Business),
+            name: self.name,
+            email: self.email,
+            headquarters_address: self.headquarters_address,
+            company_number: self.company_number,
+            legal_representative_first_name: self.rep_first_name,
+            legal_representative_last_name: self.rep_last_name,
+            legal_representative_email: self.rep_email,
+            legal_representative_birthday: self.rep_birthday,
+            legal_representative_nationality: nationality,
+            legal_representative_country_of_residence: residence,
+            legal_representative_address: self.rep_address,
+            tag: self.tag,
+            sync: UserSync::new_row(),
+        };
+        if let Err(more) = user.validate() {
+            for e in more.errors() {
+                if !errors.has(e.field()) {
+                    errors.push(e.field().to_owned(), e.kind().clone());
+                }
+            }
+        }
+        errors.into_result().map(|()| user)
+    }
+}
+
+impl MangopayLegalUser {
+    /// Starts building a legal user.
+    pub fn builder() -> LegalUserBuilder {
+        LegalUserBuilder::default()
+    }
+
+    /// Every problem with the current field values, or `Ok`.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut e = ValidationErrors::new();
+        let owner = self.user_category == UserCategory::Owner;
+        validate_common(
+            &mut e,
+            &self.user_category,
+            self.terms_and_conditions_accepted,
+            &self.email,
+            self.tag.as_deref(),
+            self.app_user_ref.as_deref(),
+        );
+        if let LegalPersonType::Unknown(v) = &self.legal_person_type {
+            e.push(
+                "legal_person_type",
+                FieldErrorKind::NotAllowed(format!(
+                    "must be BUSINESS, PARTNERSHIP, ORGANIZATION or SOLETRADER, not {v}"
+                )),
+            );
+        }
+        e.check("name", validate::name(&self.name, 255));
+        let why = "for an OWNER user";
+        if owner && self.headquarters_address.is_none() {
+            e.push("headquarters_address", FieldErrorKind::RequiredBecause(why));
+        }
+        validate_address(
+            &mut e,
+            "headquarters_address",
+            self.headquarters_address.as_ref(),
+        );
+        let business_owner = owner && self.legal_person_type == LegalPersonType::Business;
+        e.check(
+            "company_number",
+            match self.company_number.as_deref() {
+                None if business_owner => Err(FieldErrorKind::RequiredBecause(
+                    "for an OWNER that is a BUSINESS",
+                )),
+                Some(n) if business_owner => validate::name(n, 255),
+                other => validate::opt_max_len(other, 255),
+            },
+        );
+        e.check(
+            "legal_representative_first_name",
+            validate::name(&self.legal_representative_first_name, 100),
+        );
+        e.check(
+            "legal_representative_last_name",
+            validate::name(&self.legal_representative_last_name, 100),
+        );
+        e.check(
+            "legal_representative_email",
+            self.legal_representative_email
+                .as_deref()
+                .map_or(Ok(()), validate::email),
+        );
+        e.check(
+            "legal_representative_birthday",
+            validate::present_if(self.legal_representative_birthday, owner, why)
+                .and_then(|()| validate::not_in_future(self.legal_representative_birthday)),
+        );
+        e.check(
+            "legal_representative_nationality",
+            validate::present_if(self.legal_representative_nationality, owner, why),
+        );
+        e.check(
+            "legal_representative_country_of_residence",
+            validate::present_if(self.legal_representative_country_of_residence, owner, why),
+        );
+        validate_address(
+            &mut e,
+            "legal_representative_address",
+            self.legal_representative_address.as_ref(),
+        );
+        e.into_result()
+    }
+
+    /// The local id, once saved.
+    pub fn id(&self) -> Option<i64> {
+        self.id
+    }
+
+    /// Mangopay's id, once Mangopay accepted the user.
+    pub fn mangopay_id(&self) -> Option<&str> {
+        self.sync.mangopay_id.as_deref()
+    }
+
+    /// What the library and Mangopay know about this row.
+    pub fn sync(&self) -> &UserSync {
+        &self.sync
+    }
+
+    /// Loads the legal user with this local id.
+    pub async fn get(db: &Db, id: i64) -> Result<Self, Error> {
+        user::get(db, id).await
+    }
+
+    /// Loads the legal user with this Mangopay id, if there is one.
+    pub async fn find_by_mangopay_id(db: &Db, mangopay_id: &str) -> Result<Option<Self>, Error> {
+        match user::id_for_mangopay_id(db, mangopay_id.to_owned()).await? {
+            Some((id, PersonType::Legal)) => Ok(Some(Self::get(db, id).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Inserts the row (setting [`id`](Self::id)) or updates it. Local only: nothing is sent.
+    pub async fn save(&mut self, db: &Db) -> Result<(), Error> {
+        user::save(self, db).await
+    }
+
+    /// Creates the user at Mangopay (`POST /users/legal`); see
+    /// [`crate::MangopayNaturalUser::create`] for the guarantees.
+    pub async fn create(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
+        user::create(self, db, client).await
+    }
+
+    /// Saves the row and sends its fields to Mangopay (`PUT /users/legal/{Id}`).
+    pub async fn update(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
+        user::update(self, db, client).await
+    }
+
+    /// Reads the user from Mangopay (`GET /users/legal/{Id}`) into the row.
+    pub async fn refresh(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
+        user::refresh(self, db, client).await
+    }
+}
+
+/// The `mangopay_legal_users` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = legal, primary_key(user_id), treat_none_as_null = true)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite, MultiBackend))]
+struct LegalRow {
+    user_id: i64,
+    legal_person_type: String,
+    name: String,
+    company_number: Option<String>,
+    headquarters_address_line1: Option<String>,
+    headquarters_address_line2: Option<String>,
+    headquarters_address_city: Option<String>,
+    headquarters_address_region: Option<String>,
+    headquarters_address_postal_code: Option<String>,
+    headquarters_address_country: Option<String>,
+    legal_representative_first_name: String,
+    legal_representative_last_name: String,
+    legal_representative_email: Option<String>,
+    legal_representative_birthday: Option<NaiveDate>,
+    legal_representative_nationality: Option<String>,
+    legal_representative_country_of_residence: Option<String>,
+    legal_representative_address_line1: Option<String>,
+    legal_representative_address_line2: Option<String>,
+    legal_representative_address_city: Option<String>,
+    legal_representative_address_region: Option<String>,
+    legal_representative_address_postal_code: Option<String>,
+    legal_representative_address_country: Option<String>,
+}
+
+impl LegalRow {
+    fn of(u: &MangopayLegalUser, user_id: i64) -> Self {
+        let (h1, h2, hc, hr, hp, hco) = Address::into_columns(u.headquarters_address.as_ref());
+        let (r1, r2, rc, rr, rp, rco) =
+            Address::into_columns(u.legal_representative_address.as_ref());
+        LegalRow {
+            user_id,
+            legal_person_type: u.legal_person_type.as_str().to_owned(),
+            name: u.name.clone(),
+            company_number: u.company_number.clone(),
+            headquarters_address_line1: h1,
+            headquarters_address_line2: h2,
+            headquarters_address_city: hc,
+            headquarters_address_region: hr,
+            headquarters_address_postal_code: hp,
+            headquarters_address_country: hco,
+            legal_representative_first_name: u.legal_representative_first_name.clone(),
+            legal_representative_last_name: u.legal_representative_last_name.clone(),
+            legal_representative_email: u.legal_representative_email.clone(),
+            legal_representative_birthday: u.legal_representative_birthday,
+            legal_representative_nationality: u
+                .legal_representative_nationality
+                .map(|c| c.to_string()),
+            legal_representative_country_of_residence: u
+                .legal_representative_country_of_residence
+                .map(|c| c.to_string()),
+            legal_representative_address_line1: r1,
+            legal_representative_address_line2: r2,
+            legal_representative_address_city: rc,
+            legal_representative_address_region: rr,
+            legal_representative_address_postal_code: rp,
+            legal_representative_address_country: rco,
+        }
+    }
+
+    fn headquarters(&self) -> AddressColumns {
+        (
+            self.headquarters_address_line1.clone(),
+            self.headquarters_address_line2.clone(),
+            self.headquarters_address_city.clone(),
+            self.headquarters_address_region.clone(),
+            self.headquarters_address_postal_code.clone(),
+            self.headquarters_address_country.clone(),
+        )
+    }
+
+    fn representative_address(&self) -> AddressColumns {
+        (
+            self.legal_representative_address_line1.clone(),
+            self.legal_representative_address_line2.clone(),
+            self.legal_representative_address_city.clone(),
+            self.legal_representative_address_region.clone(),
+            self.legal_representative_address_postal_code.clone(),
+            self.legal_representative_address_country.clone(),
+        )
+    }
+}
+
+/// What an API answer says about the detail row; absent keys leave columns alone.
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = legal)]
+struct LegalFromApi {
+    legal_person_type: Option<String>,
+    name: Option<String>,
+    company_number: Option<Option<String>>,
+    headquarters_address_line1: Option<Option<String>>,
+    headquarters_address_line2: Option<Option<String>>,
+    headquarters_address_city: Option<Option<String>>,
+    headquarters_address_region: Option<Option<String>>,
+    headquarters_address_postal_code: Option<Option<String>>,
+    headquarters_address_country: Option<Option<String>>,
+    legal_representative_first_name: Option<String>,
+    legal_representative_last_name: Option<String>,
+    legal_representative_email: Option<Option<String>>,
+    legal_representative_birthday: Option<Option<NaiveDate>>,
+    legal_representative_nationality: Option<Option<String>>,
+    legal_representative_country_of_residence: Option<Option<String>>,
+    legal_representative_address_line1: Option<Option<String>>,
+    legal_representative_address_line2: Option<Option<String>>,
+    legal_representative_address_city: Option<Option<String>>,
+    legal_representative_address_region: Option<Option<String>>,
+    legal_representative_address_postal_code: Option<Option<String>>,
+    legal_representative_address_country: Option<Option<String>>,
+}
+
+impl UserKind for MangopayLegalUser {
+    const MODEL: &'static str = "MangopayLegalUser";
+    const PERSON_TYPE: PersonType = PersonType::Legal;
+    const PATH: &'static str = "users/legal";
+
+    fn local_id(&self) -> Option<i64> {
+        self.id
+    }
+    fn set_local_id(&mut self, id: i64) {
+        self.id = Some(id);
+    }
+    fn sync_ref(&self) -> &UserSync {
+        &self.sync
+    }
+    fn sync_mut(&mut self) -> &mut UserSync {
+        &mut self.sync
+    }
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        MangopayLegalUser::validate(self)
+    }
+
+    fn base_fields(&self) -> BaseFields {
+        BaseFields {
+            app_user_ref: self.app_user_ref.clone(),
+            user_category: self.user_category.as_str().to_owned(),
+            terms_and_conditions_accepted: self.terms_and_conditions_accepted,
+            email: self.email.clone(),
+            tag: self.tag.clone(),
+        }
+    }
+
+    fn api_body(&self) -> Value {
+        let mut b = Map::new();
+        let rep_country = |c: Option<CountryCode>| c.map(|c| c.to_string());
+        put(&mut b, "UserCategory", Some(self.user_category.as_str()));
+        put(
+            &mut b,
+            "TermsAndConditionsAccepted",
+            Some(self.terms_and_conditions_accepted),
+        );
+        put(
+            &mut b,
+            "LegalPersonType",
+            Some(self.legal_person_type.as_str()),
+        );
+        put(&mut b, "Name", Some(&self.name));
+        put(&mut b, "Email", Some(&self.email));
+        put(
+            &mut b,
+            "HeadquartersAddress",
+            self.headquarters_address.as_ref().map(Address::to_api),
+        );
+        put(&mut b, "CompanyNumber", self.company_number.as_deref());
+        put(
+            &mut b,
+            "LegalRepresentativeFirstName",
+            Some(&self.legal_representative_first_name),
+        );
+        put(
+            &mut b,
+            "LegalRepresentativeLastName",
+            Some(&self.legal_representative_last_name),
+        );
+        put(
+            &mut b,
+            "LegalRepresentativeEmail",
+            self.legal_representative_email.as_deref(),
+        );
+        put(
+            &mut b,
+            "LegalRepresentativeBirthday",
+            self.legal_representative_birthday.map(birthday_to_api),
+        );
+        put(
+            &mut b,
+            "LegalRepresentativeNationality",
+            rep_country(self.legal_representative_nationality),
+        );
+        put(
+            &mut b,
+            "LegalRepresentativeCountryOfResidence",
+            rep_country(self.legal_representative_country_of_residence),
+        );
+        put(
+            &mut b,
+            "LegalRepresentativeAddress",
+            self.legal_representative_address
+                .as_ref()
+                .map(Address::to_api),
+        );
+        put(&mut b, "Tag", self.tag.as_deref());
+        Value::Object(b)
+    }
+
+    fn insert_details(&self, conn: &mut AnyConnection, user_id: i64) -> QueryResult<()> {
+        diesel::insert_into(legal::table)
+            .values(LegalRow::of(self, user_id))
+            .execute(conn)
+            .map(drop)
+    }
+
+    fn update_details(&self, conn: &mut AnyConnection, user_id: i64) -> QueryResult<()> {
+        diesel::update(legal::table.find(user_id))
+            .set(LegalRow::of(self, user_id))
+            .execute(conn)
+            .map(drop)
+    }
+
+    fn details_from_api(conn: &mut AnyConnection, user_id: i64, p: &Value) -> QueryResult<()> {
+        let country = |k| {
+            read::text(p, k).map(|v| {
+                v.as_deref()
+                    .and_then(CountryCode::from_api)
+                    .map(|c| c.to_string())
+            })
+        };
+        let mut c = LegalFromApi {
+            legal_person_type: read::required(read::text(p, "LegalPersonType")),
+            name: read::required(read::text(p, "Name")),
+            company_number: read::text(p, "CompanyNumber"),
+            legal_representative_first_name: read::required(read::text(
+                p,
+                "LegalRepresentativeFirstName",
+            )),
+            legal_representative_last_name: read::required(read::text(
+                p,
+                "LegalRepresentativeLastName",
+            )),
+            legal_representative_email: read::text(p, "LegalRepresentativeEmail"),
+            legal_representative_birthday: read::date(p, "LegalRepresentativeBirthday"),
+            legal_representative_nationality: country("LegalRepresentativeNationality"),
+            legal_representative_country_of_residence: country(
+                "LegalRepresentativeCountryOfResidence",
+            ),
+            ..Default::default()
+        };
+        if let Some([l1, l2, city, region, postal, country]) =
+            address_changes(p, "HeadquartersAddress")
+        {
+            c.headquarters_address_line1 = Some(l1);
+            c.headquarters_address_line2 = Some(l2);
+            c.headquarters_address_city = Some(city);
+            c.headquarters_address_region = Some(region);
+            c.headquarters_address_postal_code = Some(postal);
+            c.headquarters_address_country = Some(country);
+        }
+        if let Some([l1, l2, city, region, postal, country]) =
+            address_changes(p, "LegalRepresentativeAddress")
+        {
+            c.legal_representative_address_line1 = Some(l1);
+            c.legal_representative_address_line2 = Some(l2);
+            c.legal_representative_address_city = Some(city);
+            c.legal_representative_address_region = Some(region);
+            c.legal_representative_address_postal_code = Some(postal);
+            c.legal_representative_address_country = Some(country);
+        }
+        if c.legal_person_type.is_none()
+            && c.name.is_none()
+            && c.legal_representative_first_name.is_none()
+        {
+            // A list summary or other partial object: nothing about the details to write.
+            return Ok(());
+        }
+        diesel::update(legal::table.find(user_id))
+            .set(&c)
+            .execute(conn)
+            .map(drop)
+    }
+
+    fn load(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Self>> {
+        let found = mangopay_users::table
+            .inner_join(legal::table)
+            .filter(mangopay_users::id.eq(id))
+            .select((UserRow::as_select(), LegalRow::as_select()))
+            .first::<(UserRow, LegalRow)>(conn)
+            .optional()?;
+        Ok(found.map(|(base, d)| MangopayLegalUser {
+            id: Some(base.id),
+            app_user_ref: base.app_user_ref.clone(),
+            user_category: UserCategory::from_api(&base.user_category),
+            terms_and_conditions_accepted: base.terms_and_conditions_accepted,
+            legal_person_type: LegalPersonType::from_api(&d.legal_person_type),
+            name: d.name.clone(),
+            email: base.email.clone(),
+            headquarters_address: Address::from_columns(d.headquarters()),
+            company_number: d.company_number.clone(),
+            legal_representative_first_name: d.legal_representative_first_name.clone(),
+            legal_representative_last_name: d.legal_representative_last_name.clone(),
+            legal_representative_email: d.legal_representative_email.clone(),
+            legal_representative_birthday: d.legal_representative_birthday,
+            legal_representative_nationality: d
+                .legal_representative_nationality
+                .as_deref()
+                .and_then(CountryCode::from_api),
+            legal_representative_country_of_residence: d
+                .legal_representative_country_of_residence
+                .as_deref()
+                .and_then(CountryCode::from_api),
+            legal_representative_address: Address::from_columns(d.representative_address()),
+            tag: base.tag.clone(),
+            sync: base.sync(),
+        }))
+    }
+}

@@ -1,0 +1,576 @@
+//! `MangopayNaturalUser`: an individual, mirrored from Mangopay's
+//! [Natural User object](https://docs.mangopay.com/api-reference/users/natural-user-object).
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use serde_json::{Map, Value};
+
+use super::types::{
+    Address, AddressColumns, IncomeRange, PersonType, UserCategory, birthday_to_api, put, read,
+};
+use super::user::{self, BaseFields, UserKind, UserRow, UserSync};
+use crate::db::{AnyConnection, Db, MultiBackend};
+use crate::schema::{mangopay_natural_users as natural, mangopay_users};
+use crate::validate::{self, CountryCode, FieldErrorKind, ValidationErrors};
+use crate::{Error, MangopayClient};
+
+/// An individual's Mangopay user, kept in `mangopay_users` plus `mangopay_natural_users`.
+///
+/// Build one with [`MangopayNaturalUser::builder`], [`save`](Self::save) it, then
+/// [`create`](Self::create) it at Mangopay (or enqueue the `create_mangopay_user` job).
+/// Fields are public; every method that writes or sends validates them first and answers bad
+/// input with [`Error::Validation`] naming the field, leaving the database untouched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MangopayNaturalUser {
+    /// The local id; `None` until the first save.
+    pub id: Option<i64>,
+    /// The application's own reference to its user (a primary key, a UUID...), up to 255
+    /// characters. Not sent to Mangopay.
+    pub app_user_ref: Option<String>,
+    /// `UserCategory`: PAYER, or OWNER (who can be paid and verified).
+    pub user_category: UserCategory,
+    /// `TermsAndConditionsAccepted`; must be true for an OWNER.
+    pub terms_and_conditions_accepted: bool,
+    /// `FirstName`, 1 to 100 characters.
+    pub first_name: String,
+    /// `LastName`, 1 to 100 characters.
+    pub last_name: String,
+    /// `Email`.
+    pub email: String,
+    /// `Birthday` (sent as midnight UTC); required for an OWNER, not in the future.
+    pub birthday: Option<NaiveDate>,
+    /// `Nationality`; required for an OWNER.
+    pub nationality: Option<CountryCode>,
+    /// `CountryOfResidence`; required for an OWNER.
+    pub country_of_residence: Option<CountryCode>,
+    /// `Address`.
+    pub address: Option<Address>,
+    /// `Occupation`, up to 255 characters.
+    pub occupation: Option<String>,
+    /// `IncomeRange`.
+    pub income_range: Option<IncomeRange>,
+    /// `Tag`: the application's note on the Mangopay object, up to 255 characters.
+    pub tag: Option<String>,
+    sync: UserSync,
+}
+
+/// Builds a [`MangopayNaturalUser`], checking every field in [`build`](Self::build).
+#[derive(Debug, Clone, Default)]
+pub struct NaturalUserBuilder {
+    app_user_ref: Option<String>,
+    user_category: Option<UserCategory>,
+    terms: bool,
+    first_name: String,
+    last_name: String,
+    email: String,
+    birthday: Option<NaiveDate>,
+    nationality: Option<String>,
+    country_of_residence: Option<String>,
+    address: Option<Address>,
+    occupation: Option<String>,
+    income_range: Option<i64>,
+    tag: Option<String>,
+}
+
+impl NaturalUserBuilder {
+    /// The application's own reference to its user.
+    pub fn app_user_ref(mut self, v: impl Into<String>) -> Self {
+        self.app_user_ref = Some(v.into());
+        self
+    }
+    /// PAYER or OWNER (required).
+    pub fn user_category(mut self, v: UserCategory) -> Self {
+        self.user_category = Some(v);
+        self
+    }
+    /// Whether Mangopay's terms and conditions were accepted.
+    pub fn terms_and_conditions_accepted(mut self, v: bool) -> Self {
+        self.terms = v;
+        self
+    }
+    /// The first name.
+    pub fn first_name(mut self, v: impl Into<String>) -> Self {
+        self.first_name = v.into();
+        self
+    }
+    /// The last name.
+    pub fn last_name(mut self, v: impl Into<String>) -> Self {
+        self.last_name = v.into();
+        self
+    }
+    /// The e-mail address.
+    pub fn email(mut self, v: impl Into<String>) -> Self {
+        self.email = v.into();
+        self
+    }
+    /// The date of birth.
+    pub fn birthday(mut self, v: NaiveDate) -> Self {
+        self.birthday = Some(v);
+        self
+    }
+    /// The nationality, an ISO 3166-1 alpha-2 code.
+    pub fn nationality(mut self, v: impl Into<String>) -> Self {
+        self.nationality = Some(v.into());
+        self
+    }
+    /// The country of residence, an ISO 3166-1 alpha-2 code.
+    pub fn country_of_residence(mut self, v: impl Into<String>) -> Self {
+        self.country_of_residence = Some(v.into());
+        self
+    }
+    /// The postal address.
+    pub fn address(mut self, v: Address) -> Self {
+        self.address = Some(v);
+        self
+    }
+    /// The occupation.
+    pub fn occupation(mut self, v: impl Into<String>) -> Self {
+        self.occupation = Some(v.into());
+        self
+    }
+    /// The income bracket, 1 to 6.
+    pub fn income_range(mut self, v: i64) -> Self {
+        self.income_range = Some(v);
+        self
+    }
+    /// The tag.
+    pub fn tag(mut self, v: impl Into<String>) -> Self {
+        self.tag = Some(v.into());
+        self
+    }
+
+    /// Checks every field; the errors name each rejected field.
+    pub fn build(self) -> Result<MangopayNaturalUser, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let mut country = |field: &'static str, v: Option<String>| {
+            v.and_then(|v| match v.parse::<CountryCode>() {
+                Ok(c) => Some(c),
+                Err(kind) => {
+                    errors.push(field, kind);
+                    None
+                }
+            })
+        };
+        let nationality = country("nationality", self.nationality);
+        let country_of_residence = country("country_of_residence", self.country_of_residence);
+        let income_range = self.income_range.and_then(|v| match IncomeRange::new(v) {
+            Ok(r) => Some(r),
+            Err(kind) => {
+                errors.push("income_range", kind);
+                None
+            }
+        });
+        if self.user_category.is_none() {
+            errors.push("user_category", FieldErrorKind::Required);
+        }
+        let user = MangopayNaturalUser {
+            id: None,
+            app_user_ref: self.app_user_ref,
+            user_category: self.user_category.unwrap_or(UserCategory::Payer),
+            terms_and_conditions_accepted: self.terms,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            email: self.email,
+            birthday: self.birthday,
+            nationality,
+            country_of_residence,
+            address: self.address,
+            occupation: self.occupation,
+            income_range,
+            tag: self.tag,
+            sync: UserSync::new_row(),
+        };
+        if let Err(more) = user.validate() {
+            for e in more.errors() {
+                if !errors.has(e.field()) {
+                    errors.push(e.field().to_owned(), e.kind().clone());
+                }
+            }
+        }
+        errors.into_result().map(|()| user)
+    }
+}
+
+/// Checks the fields both user kinds share: category, terms, e-mail, tag, application ref.
+pub(crate) fn validate_common(
+    errors: &mut ValidationErrors,
+    category: &UserCategory,
+    terms: bool,
+    email: &str,
+    tag: Option<&str>,
+    app_user_ref: Option<&str>,
+) {
+    if !matches!(category, UserCategory::Payer | UserCategory::Owner) {
+        errors.push(
+            "user_category",
+            FieldErrorKind::NotAllowed(format!("must be PAYER or OWNER, not {category}")),
+        );
+    }
+    if *category == UserCategory::Owner && !terms {
+        errors.push(
+            "terms_and_conditions_accepted",
+            FieldErrorKind::NotAllowed("must be true for an OWNER user".into()),
+        );
+    }
+    errors.check("email", validate::email(email));
+    errors.check("tag", validate::opt_max_len(tag, 255));
+    errors.check("app_user_ref", validate::opt_max_len(app_user_ref, 255));
+}
+
+/// Checks an optional address, naming its parts `field.line1`, `field.country`, ...
+pub(crate) fn validate_address(
+    errors: &mut ValidationErrors,
+    field: &str,
+    address: Option<&Address>,
+) {
+    if let Some(a) = address {
+        errors.extend(a.validate().prefixed(field));
+    }
+}
+
+impl MangopayNaturalUser {
+    /// Starts building a natural user.
+    pub fn builder() -> NaturalUserBuilder {
+        NaturalUserBuilder::default()
+    }
+
+    /// Every problem with the current field values, or `Ok`.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut e = ValidationErrors::new();
+        let owner = self.user_category == UserCategory::Owner;
+        validate_common(
+            &mut e,
+            &self.user_category,
+            self.terms_and_conditions_accepted,
+            &self.email,
+            self.tag.as_deref(),
+            self.app_user_ref.as_deref(),
+        );
+        e.check("first_name", validate::name(&self.first_name, 100));
+        e.check("last_name", validate::name(&self.last_name, 100));
+        let why = "for an OWNER user";
+        e.check(
+            "birthday",
+            validate::present_if(self.birthday, owner, why)
+                .and_then(|()| validate::not_in_future(self.birthday)),
+        );
+        e.check(
+            "nationality",
+            validate::present_if(self.nationality, owner, why),
+        );
+        e.check(
+            "country_of_residence",
+            validate::present_if(self.country_of_residence, owner, why),
+        );
+        validate_address(&mut e, "address", self.address.as_ref());
+        e.check(
+            "occupation",
+            validate::opt_max_len(self.occupation.as_deref(), 255),
+        );
+        e.into_result()
+    }
+
+    /// The local id, once saved.
+    pub fn id(&self) -> Option<i64> {
+        self.id
+    }
+
+    /// Mangopay's id, once Mangopay accepted the user.
+    pub fn mangopay_id(&self) -> Option<&str> {
+        self.sync.mangopay_id.as_deref()
+    }
+
+    /// What the library and Mangopay know about this row.
+    pub fn sync(&self) -> &UserSync {
+        &self.sync
+    }
+
+    /// Loads the natural user with this local id.
+    pub async fn get(db: &Db, id: i64) -> Result<Self, Error> {
+        user::get(db, id).await
+    }
+
+    /// Loads the natural user with this Mangopay id, if there is one.
+    pub async fn find_by_mangopay_id(db: &Db, mangopay_id: &str) -> Result<Option<Self>, Error> {
+        match user::id_for_mangopay_id(db, mangopay_id.to_owned()).await? {
+            Some((id, PersonType::Natural)) => Ok(Some(Self::get(db, id).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Inserts the row (setting [`id`](Self::id)) or updates it. Local only: nothing is sent.
+    pub async fn save(&mut self, db: &Db) -> Result<(), Error> {
+        user::save(self, db).await
+    }
+
+    /// Creates the user at Mangopay (`POST /users/natural`) and writes Mangopay's answer (its
+    /// id and every returned field) into the row; saves the row first.
+    ///
+    /// Safe to call again after any failure or crash: the idempotency key is committed on the
+    /// row before the request goes out, and a row that already has a Mangopay id sends nothing.
+    /// A 4xx from Mangopay is stored on the row ([`UserSync::last_error`]).
+    pub async fn create(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
+        user::create(self, db, client).await
+    }
+
+    /// Saves the row and sends its fields to Mangopay (`PUT /users/natural/{Id}`).
+    pub async fn update(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
+        user::update(self, db, client).await
+    }
+
+    /// Reads the user from Mangopay (`GET /users/natural/{Id}`) into the row.
+    pub async fn refresh(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
+        user::refresh(self, db, client).await
+    }
+}
+
+/// The `mangopay_natural_users` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = natural, primary_key(user_id), treat_none_as_null = true)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite, MultiBackend))]
+struct NaturalRow {
+    user_id: i64,
+    first_name: String,
+    last_name: String,
+    birthday: Option<NaiveDate>,
+    nationality: Option<String>,
+    country_of_residence: Option<String>,
+    occupation: Option<String>,
+    income_range: Option<i32>,
+    address_line1: Option<String>,
+    address_line2: Option<String>,
+    address_city: Option<String>,
+    address_region: Option<String>,
+    address_postal_code: Option<String>,
+    address_country: Option<String>,
+}
+
+impl NaturalRow {
+    fn of(u: &MangopayNaturalUser, user_id: i64) -> Self {
+        let (
+            address_line1,
+            address_line2,
+            address_city,
+            address_region,
+            address_postal_code,
+            address_country,
+        ) = Address::into_columns(u.address.as_ref());
+        NaturalRow {
+            user_id,
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            birthday: u.birthday,
+            nationality: u.nationality.map(|c| c.to_string()),
+            country_of_residence: u.country_of_residence.map(|c| c.to_string()),
+            occupation: u.occupation.clone(),
+            income_range: u.income_range.map(|r| i32::from(r.get())),
+            address_line1,
+            address_line2,
+            address_city,
+            address_region,
+            address_postal_code,
+            address_country,
+        }
+    }
+
+    fn address(&self) -> AddressColumns {
+        (
+            self.address_line1.clone(),
+            self.address_line2.clone(),
+            self.address_city.clone(),
+            self.address_region.clone(),
+            self.address_postal_code.clone(),
+            self.address_country.clone(),
+        )
+    }
+}
+
+/// What an API answer says about the detail row; absent keys leave columns alone.
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = natural)]
+struct NaturalFromApi {
+    first_name: Option<String>,
+    last_name: Option<String>,
+    birthday: Option<Option<NaiveDate>>,
+    nationality: Option<Option<String>>,
+    country_of_residence: Option<Option<String>>,
+    occupation: Option<Option<String>>,
+    income_range: Option<Option<i32>>,
+    address_line1: Option<Option<String>>,
+    address_line2: Option<Option<String>>,
+    address_city: Option<Option<String>>,
+    address_region: Option<Option<String>>,
+    address_postal_code: Option<Option<String>>,
+    address_country: Option<Option<String>>,
+}
+
+/// Address columns from an API answer: absent key → untouched, null or empty → all cleared.
+pub(crate) fn address_changes(payload: &Value, key: &str) -> Option<[Option<String>; 6]> {
+    let value = payload.get(key)?;
+    let a = Address::from_api(value);
+    let (l1, l2, city, region, postal, country) = Address::into_columns(a.as_ref());
+    Some([l1, l2, city, region, postal, country])
+}
+
+impl UserKind for MangopayNaturalUser {
+    const MODEL: &'static str = "MangopayNaturalUser";
+    const PERSON_TYPE: PersonType = PersonType::Natural;
+    const PATH: &'static str = "users/natural";
+
+    fn local_id(&self) -> Option<i64> {
+        self.id
+    }
+    fn set_local_id(&mut self, id: i64) {
+        self.id = Some(id);
+    }
+    fn sync_ref(&self) -> &UserSync {
+        &self.sync
+    }
+    fn sync_mut(&mut self) -> &mut UserSync {
+        &mut self.sync
+    }
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        MangopayNaturalUser::validate(self)
+    }
+
+    fn base_fields(&self) -> BaseFields {
+        BaseFields {
+            app_user_ref: self.app_user_ref.clone(),
+            user_category: self.user_category.as_str().to_owned(),
+            terms_and_conditions_accepted: self.terms_and_conditions_accepted,
+            email: self.email.clone(),
+            tag: self.tag.clone(),
+        }
+    }
+
+    fn api_body(&self) -> Value {
+        let mut b = Map::new();
+        put(&mut b, "UserCategory", Some(self.user_category.as_str()));
+        put(
+            &mut b,
+            "TermsAndConditionsAccepted",
+            Some(self.terms_and_conditions_accepted),
+        );
+        put(&mut b, "FirstName", Some(&self.first_name));
+        put(&mut b, "LastName", Some(&self.last_name));
+        put(&mut b, "Email", Some(&self.email));
+        put(&mut b, "Birthday", self.birthday.map(birthday_to_api));
+        put(
+            &mut b,
+            "Nationality",
+            self.nationality.map(|c| c.to_string()),
+        );
+        put(
+            &mut b,
+            "CountryOfResidence",
+            self.country_of_residence.map(|c| c.to_string()),
+        );
+        put(
+            &mut b,
+            "Address",
+            self.address.as_ref().map(Address::to_api),
+        );
+        put(&mut b, "Occupation", self.occupation.as_deref());
+        put(
+            &mut b,
+            "IncomeRange",
+            self.income_range.map(IncomeRange::get),
+        );
+        put(&mut b, "Tag", self.tag.as_deref());
+        Value::Object(b)
+    }
+
+    fn insert_details(&self, conn: &mut AnyConnection, user_id: i64) -> QueryResult<()> {
+        diesel::insert_into(natural::table)
+            .values(NaturalRow::of(self, user_id))
+            .execute(conn)
+            .map(drop)
+    }
+
+    fn update_details(&self, conn: &mut AnyConnection, user_id: i64) -> QueryResult<()> {
+        diesel::update(natural::table.find(user_id))
+            .set(NaturalRow::of(self, user_id))
+            .execute(conn)
+            .map(drop)
+    }
+
+    fn details_from_api(conn: &mut AnyConnection, user_id: i64, p: &Value) -> QueryResult<()> {
+        let country = |k| {
+            read::text(p, k).map(|v| {
+                v.as_deref()
+                    .and_then(CountryCode::from_api)
+                    .map(|c| c.to_string())
+            })
+        };
+        let mut changes = NaturalFromApi {
+            first_name: read::required(read::text(p, "FirstName")),
+            last_name: read::required(read::text(p, "LastName")),
+            birthday: read::date(p, "Birthday"),
+            nationality: country("Nationality"),
+            country_of_residence: country("CountryOfResidence"),
+            occupation: read::text(p, "Occupation"),
+            income_range: read::int(p, "IncomeRange")
+                .map(|v| v.and_then(|n| i32::try_from(n).ok())),
+            ..Default::default()
+        };
+        if let Some([l1, l2, city, region, postal, country]) = address_changes(p, "Address") {
+            changes.address_line1 = Some(l1);
+            changes.address_line2 = Some(l2);
+            changes.address_city = Some(city);
+            changes.address_region = Some(region);
+            changes.address_postal_code = Some(postal);
+            changes.address_country = Some(country);
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        diesel::update(natural::table.find(user_id))
+            .set(&changes)
+            .execute(conn)
+            .map(drop)
+    }
+
+    fn load(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Self>> {
+        let found = mangopay_users::table
+            .inner_join(natural::table)
+            .filter(mangopay_users::id.eq(id))
+            .select((UserRow::as_select(), NaturalRow::as_select()))
+            .first::<(UserRow, NaturalRow)>(conn)
+            .optional()?;
+        Ok(found.map(|(base, d)| MangopayNaturalUser {
+            id: Some(base.id),
+            app_user_ref: base.app_user_ref.clone(),
+            user_category: UserCategory::from_api(&base.user_category),
+            terms_and_conditions_accepted: base.terms_and_conditions_accepted,
+            first_name: d.first_name.clone(),
+            last_name: d.last_name.clone(),
+            email: base.email.clone(),
+            birthday: d.birthday,
+            nationality: d.nationality.as_deref().and_then(CountryCode::from_api),
+            country_of_residence: d
+                .country_of_residence
+                .as_deref()
+                .and_then(CountryCode::from_api),
+            address: Address::from_columns(d.address()),
+            occupation: d.occupation.clone(),
+            income_range: d
+                .income_range
+                .and_then(|r| IncomeRange::new(i64::from(r)).ok()),
+            tag: base.tag.clone(),
+            sync: base.sync(),
+        }))
+    }
+}
+
+impl NaturalFromApi {
+    fn is_empty(&self) -> bool {
+        self.first_name.is_none()
+            && self.last_name.is_none()
+            && self.birthday.is_none()
+            && self.nationality.is_none()
+            && self.country_of_residence.is_none()
+            && self.occupation.is_none()
+            && self.income_range.is_none()
+            && self.address_line1.is_none()
+    }
+}

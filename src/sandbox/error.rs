@@ -1,0 +1,231 @@
+//! The sandbox's one error type, [`ApiError`], and the only place where Mangopay's
+//! error report (`Message`, `Type`, `Id`, `Date`, `errors`) is rendered.
+//!
+//! Errors are stamped with the sandbox clock: the front door runs every request
+//! inside [`with_clock`], so [`ApiError::into_response`] can read the time of the
+//! sandbox that is answering without every call site passing a clock around.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::clock::Clock;
+
+tokio::task_local! {
+    static CURRENT_CLOCK: Clock;
+}
+
+/// Runs `fut` with `clock` as the clock that stamps the errors it renders.
+pub(crate) async fn with_clock<F: Future>(clock: Clock, fut: F) -> F::Output {
+    CURRENT_CLOCK.scope(clock, fut).await
+}
+
+/// The Unix time of the sandbox answering the current request (the wall clock
+/// outside of a request).
+pub(crate) fn current_unix_time() -> i64 {
+    CURRENT_CLOCK
+        .try_with(|clock| clock.now().timestamp())
+        .unwrap_or_else(|_| chrono::Utc::now().timestamp())
+}
+
+/// The `Message` of every `param_error`, as the Mangopay documentation words it.
+pub(crate) const PARAM_ERROR_MESSAGE: &str = "One or several required parameters are missing or incorrect. An incorrect resource ID also raises this kind of error.";
+
+/// Field problems collected during validation: API field name → message.
+pub(crate) type FieldErrors = BTreeMap<String, String>;
+
+/// An error answered in Mangopay's error-report format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+    kind: &'static str,
+    errors: Option<FieldErrors>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            kind,
+            errors: None,
+        }
+    }
+
+    /// 400 `param_error` listing every field problem found.
+    pub(crate) fn param_errors(errors: FieldErrors) -> ApiError {
+        ApiError {
+            errors: Some(errors),
+            ..ApiError::new(StatusCode::BAD_REQUEST, "param_error", PARAM_ERROR_MESSAGE)
+        }
+    }
+
+    /// 400 `param_error` about a single field.
+    pub(crate) fn param_error(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::param_errors(FieldErrors::from([(field.to_owned(), message.into())]))
+    }
+
+    /// 401 `invalid_credentials`.
+    pub(crate) fn invalid_credentials() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "The authorization credentials are not valid",
+        )
+    }
+
+    /// 404 `ressource_not_found` (Mangopay's spelling) for a resource kind and id.
+    pub(crate) fn not_found(resource: &str, id: &str) -> ApiError {
+        ApiError {
+            errors: Some(FieldErrors::from([(
+                "RessourceNotFound".to_owned(),
+                format!("Cannot found the ressource {resource} with the id={id}"),
+            )])),
+            ..ApiError::new(
+                StatusCode::NOT_FOUND,
+                "ressource_not_found",
+                "The ressource does not exist",
+            )
+        }
+    }
+
+    /// 400 `user_hasnt_accepted_terms_and_conditions`.
+    pub(crate) fn terms_not_accepted() -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "user_hasnt_accepted_terms_and_conditions",
+            "User must accept the terms and conditions before account creation or modification.",
+        )
+    }
+
+    /// 400 `invalid_action`: a user tried to take back its acceptance of the terms.
+    pub(crate) fn terms_revoked() -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_action",
+            "The user cannot revoke the terms and conditions acceptance",
+        )
+    }
+
+    /// 409 `idempotent_creation_conflict`.
+    pub(crate) fn idempotency_conflict() -> ApiError {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotent_creation_conflict",
+            "A resource has already been created with this Idempotency Key",
+        )
+    }
+
+    /// 400 `correlationid_not_found`: no stored response for that idempotency key.
+    pub(crate) fn correlation_id_not_found(key: &str) -> ApiError {
+        ApiError {
+            errors: Some(FieldErrors::from([(
+                "IdempotencyKey".to_owned(),
+                format!("No response was found for the idempotency key {key}"),
+            )])),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "correlationid_not_found",
+                "Cannot find the API response for this idempotency key",
+            )
+        }
+    }
+
+    /// 429 `rate_limit`.
+    pub(crate) fn rate_limited() -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit",
+            "Rate limit exceeded. Please contact support for more assistance",
+        )
+    }
+
+    /// 500 injected by the knobs.
+    pub(crate) fn injected_failure() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            "An internal error occurred. Please try again later.",
+        )
+    }
+
+    /// 501 for a Mangopay route this sandbox does not emulate. Never 404: the
+    /// Python SDK reads a 404 as a successful answer.
+    pub(crate) fn not_implemented(method: &str, path: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            format!("Not implemented by the diesel-mangopay sandbox: {method} {path}"),
+        )
+    }
+
+    /// 405 for a known path called with a method it does not accept.
+    pub(crate) fn method_not_allowed(method: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("The requested resource does not support http method '{method}'."),
+        )
+    }
+
+    /// 413 for a body above the sandbox's limit.
+    pub(crate) fn payload_too_large() -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request entity is larger than the server is able to process",
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorReport<'a> {
+    #[serde(rename = "Message")]
+    message: &'a str,
+    #[serde(rename = "Type")]
+    kind: &'a str,
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Date")]
+    date: i64,
+    errors: Option<&'a FieldErrors>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let date = current_unix_time();
+        let report = ErrorReport {
+            message: &self.message,
+            kind: self.kind,
+            id: format!("{}#{date}", uuid::Uuid::new_v4()),
+            date,
+            errors: self.errors.as_ref(),
+        };
+        json_response(self.status, &report)
+    }
+}
+
+/// The content type of every JSON answer, as the real API sends it.
+pub(crate) const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+/// Serializes `body` into a JSON response with Mangopay's content type.
+pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut response = (status, bytes).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(JSON_CONTENT_TYPE),
+            );
+            response
+        }
+        Err(err) => {
+            tracing::error!(%err, "sandbox could not serialize a response body");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}

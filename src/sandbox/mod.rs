@@ -1,0 +1,249 @@
+//! A stateful emulator of the Mangopay REST API v2.01, speaking the real wire
+//! protocol, for testing offline: in-process from Rust tests, or standalone
+//! (`diesel-mangopay sandbox`) for the official SDKs.
+//!
+//! It serves OAuth tokens, natural and legal users, idempotency keys with
+//! `GET /responses/{key}`, Mangopay's rate limiting and error reports, and lets
+//! tests steer it: a controllable [`Clock`] and fault-injection [`Knobs`].
+//!
+//! ```ignore
+//! # async fn demo() -> std::io::Result<()> {
+//! use diesel_mangopay::sandbox::{Sandbox, SandboxConfig};
+//! let running = Sandbox::new(SandboxConfig::default())
+//!     .serve("127.0.0.1:0".parse().unwrap())
+//!     .await?;
+//! println!("Mangopay sandbox listening on {}", running.base_url());
+//! running.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod auth;
+mod clock;
+mod error;
+mod idempotency;
+mod ids;
+mod knobs;
+mod ratelimit;
+mod routing;
+mod state;
+mod users;
+mod validation;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use self::clock::Clock;
+pub use self::knobs::Knobs;
+pub use self::routing::router;
+use self::state::Shared;
+
+/// Credentials and token lifetime of the one API client the sandbox serves.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// The `ClientId`, in every path (`/v2.01/{ClientId}/...`) and in Basic auth.
+    pub client_id: String,
+    /// The API key (Basic auth password of the token endpoint).
+    pub api_key: String,
+    /// How long issued tokens stay valid (`expires_in`).
+    pub token_ttl: Duration,
+}
+
+impl Default for SandboxConfig {
+    /// `sandbox-client` / `sandbox-api-key`, tokens valid 1200 s (Mangopay's
+    /// sandbox default).
+    fn default() -> SandboxConfig {
+        SandboxConfig {
+            client_id: "sandbox-client".to_owned(),
+            api_key: "sandbox-api-key".to_owned(),
+            token_ttl: Duration::from_secs(1200),
+        }
+    }
+}
+
+impl fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("client_id", &self.client_id)
+            .field("api_key", &"[redacted]")
+            .field("token_ttl", &self.token_ttl)
+            .finish()
+    }
+}
+
+/// One request as the sandbox received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// The HTTP method, e.g. `POST`.
+    pub method: String,
+    /// The path exactly as received (before `//` and case were normalized),
+    /// without the query string.
+    pub path: String,
+    /// The status answered; 0 while the request is in flight, or if the caller
+    /// went away before the sandbox answered.
+    pub status: u16,
+    /// The `Idempotency-Key` header, if one was sent.
+    pub idempotency_key: Option<String>,
+    /// The `x-tenant-id` header (UK platforms send `uk`; the Node SDK spells it
+    /// `x-tentant-id`), if one was sent.
+    pub tenant_id: Option<String>,
+}
+
+/// A Mangopay sandbox: cheap to clone, all clones share the same state.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    shared: Arc<Shared>,
+}
+
+impl Sandbox {
+    /// An empty sandbox serving the client described by `config`.
+    pub fn new(config: SandboxConfig) -> Sandbox {
+        Sandbox {
+            shared: Arc::new(Shared::new(config)),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The HTTP API as an axum router, to serve or to call in-process.
+    pub fn router(&self) -> axum::Router {
+        router(self.clone())
+    }
+
+    /// Binds `addr` (`127.0.0.1:0` picks a free port) and serves on the current
+    /// tokio runtime until [`RunningSandbox::shutdown`] or drop.
+    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<RunningSandbox> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+            // A dropped sender stops the server as well.
+            let _ = stopped.await;
+        });
+        let task = tokio::spawn(async move { server.await });
+        Ok(RunningSandbox {
+            sandbox: self.clone(),
+            local_addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The fault-injection and timing knobs, usable while serving.
+    pub fn knobs(&self) -> &Knobs {
+        &self.shared.knobs
+    }
+
+    /// The sandbox's controllable clock.
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
+    }
+
+    /// Every stored user, oldest first, as `GET /users/{Id}` answers it.
+    pub fn users(&self) -> Vec<serde_json::Value> {
+        self.shared
+            .users()
+            .all()
+            .iter()
+            .map(|r| r.to_json())
+            .collect()
+    }
+
+    /// One stored user as `GET /users/{Id}` answers it.
+    pub fn user(&self, id: &str) -> Option<serde_json::Value> {
+        self.shared.users().get(id).map(|r| r.to_json())
+    }
+
+    /// How many users are stored.
+    pub fn user_count(&self) -> usize {
+        self.shared.users().len()
+    }
+
+    /// Every request received since the start or the last
+    /// [`Sandbox::clear_request_log`], in arrival order.
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        self.shared.request_log()
+    }
+
+    /// Forgets the requests logged so far.
+    pub fn clear_request_log(&self) {
+        self.shared.clear_request_log();
+    }
+
+    /// Calls to the token endpoint so far, successful or not.
+    pub fn token_requests(&self) -> u64 {
+        self.shared.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// The configuration the sandbox was created with.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.shared.config
+    }
+}
+
+/// A sandbox serving HTTP on a local port. Dropping it stops the server.
+#[derive(Debug)]
+pub struct RunningSandbox {
+    sandbox: Sandbox,
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningSandbox {
+    /// How long [`RunningSandbox::shutdown`] waits for open requests.
+    const GRACE: Duration = Duration::from_secs(10);
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash or `/v2.01`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// The sandbox being served.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Stops accepting connections, lets requests in flight finish (for at most
+    /// 10 seconds) and waits for the server to stop.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            match tokio::time::timeout(Self::GRACE, &mut task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(err))) => tracing::warn!(%err, "sandbox server stopped with an error"),
+                Ok(Err(err)) => tracing::warn!(%err, "sandbox server task failed"),
+                Err(_) => {
+                    tracing::warn!("sandbox server did not stop in time; aborting it");
+                    task.abort();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RunningSandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

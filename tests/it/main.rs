@@ -1,0 +1,12 @@
+//! The integration tests: one binary, one module per area. Every test that touches a database
+//! runs on SQLite and on PostgreSQL (`both_backends!`); the Mangopay side is the in-process
+//! sandbox, reached over loopback HTTP by the real client.
+
+mod support;
+
+mod cli;
+mod client;
+mod crash;
+mod db;
+mod jobs;
+mod users;

@@ -1,0 +1,346 @@
+//! Test helpers: a fresh database per test on SQLite and PostgreSQL, an in-process sandbox, a
+//! client pointed at it.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel_mangopay::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
+use diesel_mangopay::{ClientConfig, DatabaseUrl, Db, MangopayClient};
+
+/// The PostgreSQL server used for tests (a database is created per test).
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Whether a PostgreSQL server is reachable. In CI (`CI=true`) an unreachable server fails the
+/// test run instead of skipping.
+pub fn postgres_available() -> bool {
+    match PgConnection::establish(&postgres_admin_url()) {
+        Ok(_) => true,
+        Err(e) => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "CI=true but PostgreSQL is unreachable at {}: {e}",
+                postgres_admin_url()
+            );
+            eprintln!(
+                "SKIPPED (PostgreSQL unreachable at {}: {e}); set TEST_POSTGRES_URL or start PostgreSQL",
+                postgres_admin_url()
+            );
+            false
+        }
+    }
+}
+
+/// A database that exists for one test.
+pub struct TestDatabase {
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl TestDatabase {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("test.db");
+        TestDatabase {
+            url: DatabaseUrl::Sqlite(path.to_string_lossy().into_owned()),
+            _dir: Some(dir),
+            pg_name: None,
+        }
+    }
+
+    pub fn postgres() -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "dm_test_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst),
+            uuid_suffix()
+        );
+        let mut admin = PgConnection::establish(&postgres_admin_url()).expect("admin connection");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("create test database");
+        let mut url = url::Url::parse(&postgres_admin_url()).expect("admin url");
+        url.set_path(&name);
+        TestDatabase {
+            url: DatabaseUrl::Postgres(url.to_string()),
+            _dir: None,
+            pg_name: Some(name),
+        }
+    }
+}
+
+fn uuid_suffix() -> String {
+    diesel_mangopay::IdempotencyKey::generate().as_str()[..8].to_owned()
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_name
+            && let Ok(mut admin) = PgConnection::establish(&postgres_admin_url())
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin);
+        }
+    }
+}
+
+/// Everything a test needs: a migrated database, a running sandbox, a client for it.
+pub struct Env {
+    pub db: Db,
+    /// Shared so the macro can keep the database alive while a body that only captured some
+    /// fields of `Env` runs.
+    pub database: std::sync::Arc<TestDatabase>,
+    pub sandbox: RunningSandbox,
+    pub client: MangopayClient,
+}
+
+impl Env {
+    pub async fn new(database: TestDatabase) -> Env {
+        let db = Db::connect(&database.url).await.expect("connect");
+        db.run_pending_migrations().await.expect("migrations");
+        let sandbox = start_sandbox(SandboxConfig::default()).await;
+        let client = client_for(&sandbox);
+        Env {
+            db,
+            database: std::sync::Arc::new(database),
+            sandbox,
+            client,
+        }
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        self.sandbox.sandbox()
+    }
+}
+
+pub async fn start_sandbox(config: SandboxConfig) -> RunningSandbox {
+    Sandbox::new(config)
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("sandbox")
+}
+
+pub fn client_config(sandbox: &RunningSandbox) -> diesel_mangopay::config::ClientConfigBuilder {
+    let c = sandbox.sandbox().config();
+    ClientConfig::builder(c.client_id.clone(), c.api_key.clone())
+        .base_url(sandbox.base_url())
+        .timeout(Duration::from_secs(10))
+}
+
+pub fn client_for(sandbox: &RunningSandbox) -> MangopayClient {
+    MangopayClient::new(client_config(sandbox).build().unwrap()).unwrap()
+}
+
+/// Polls `check` every 20 ms until it returns true; panics after `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs a test body once on SQLite and once on PostgreSQL: `both_backends!(name, |env| body)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(#[$meta:meta])* $name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let env = $crate::support::Env::new($crate::support::TestDatabase::sqlite()).await;
+                let _database = env.database.clone();
+                ($body)(env).await;
+            }
+
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if !$crate::support::postgres_available() {
+                    return;
+                }
+                let env = $crate::support::Env::new($crate::support::TestDatabase::postgres()).await;
+                let _database = env.database.clone();
+                ($body)(env).await;
+            }
+        }
+    };
+}
+
+/// A natural OWNER with every field Mangopay requires of one.
+pub fn natural_owner() -> diesel_mangopay::MangopayNaturalUser {
+    diesel_mangopay::MangopayNaturalUser::builder()
+        .app_user_ref("app-user-1")
+        .user_category(diesel_mangopay::UserCategory::Owner)
+        .terms_and_conditions_accepted(true)
+        .first_name("Alex")
+        .last_name("Smith")
+        .email("alex.smith@example.com")
+        .birthday(chrono::NaiveDate::from_ymd_opt(1990, 8, 30).unwrap())
+        .nationality("FR")
+        .country_of_residence("FR")
+        .address(
+            diesel_mangopay::Address::new("3 rue de la Cité", "Paris", "75004", "FR")
+                .unwrap()
+                .with_line2("Appartement 7")
+                .with_region("Île-de-France"),
+        )
+        .occupation("Engineer")
+        .income_range(3)
+        .tag("created by the tests")
+        .build()
+        .expect("a valid natural owner")
+}
+
+/// A legal OWNER (a business) with every field Mangopay requires of one.
+pub fn legal_owner() -> diesel_mangopay::MangopayLegalUser {
+    diesel_mangopay::MangopayLegalUser::builder()
+        .app_user_ref("app-company-1")
+        .user_category(diesel_mangopay::UserCategory::Owner)
+        .terms_and_conditions_accepted(true)
+        .legal_person_type(diesel_mangopay::LegalPersonType::Business)
+        .name("Best Business")
+        .email("best.business@example.com")
+        .company_number("123456789")
+        .headquarters_address(
+            diesel_mangopay::Address::new("34 rue des Entreprises", "Paris", "75001", "FR")
+                .unwrap(),
+        )
+        .legal_representative_first_name("Alex")
+        .legal_representative_last_name("Smith")
+        .legal_representative_email("alex.smith@example.com")
+        .legal_representative_birthday(chrono::NaiveDate::from_ymd_opt(1990, 8, 30).unwrap())
+        .legal_representative_nationality("FR")
+        .legal_representative_country_of_residence("FR")
+        .build()
+        .expect("a valid legal owner")
+}
+
+/// The `diesel-mangopay-worker` binary, built (once per test run) by cargo so that it is
+/// never stale: `cargo test` only builds the binaries of the package under test.
+pub fn worker_binary() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "diesel-mangopay-jobs",
+                    "--bin",
+                    "diesel-mangopay-worker",
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build for the worker");
+            assert!(status.success(), "building diesel-mangopay-worker failed");
+            let exe = std::env::current_exe().expect("test binary path");
+            let dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target/<profile>");
+            let worker = dir.join("diesel-mangopay-worker");
+            assert!(worker.exists(), "{} was not built", worker.display());
+            worker
+        })
+        .clone()
+}
+
+/// A running `diesel-mangopay-worker` process for `env`, killed when dropped. Its log goes to
+/// a file that is printed if the test fails.
+pub struct WorkerProcess {
+    pub child: std::process::Child,
+    pub log: Option<tempfile::NamedTempFile>,
+}
+
+impl WorkerProcess {
+    pub fn spawn(env: &Env, extra_args: &[&str]) -> WorkerProcess {
+        let config = env.sandbox().config();
+        let url = match &env.database.url {
+            DatabaseUrl::Postgres(u) => u.clone(),
+            DatabaseUrl::Sqlite(p) => p.clone(),
+        };
+        let log = tempfile::NamedTempFile::new().expect("worker log file");
+        let child = std::process::Command::new(worker_binary())
+            .args(["--poll-interval-ms", "50"])
+            .args(extra_args)
+            .env("DATABASE_URL", url)
+            .env("MANGOPAY_CLIENT_ID", &config.client_id)
+            .env("MANGOPAY_API_KEY", &config.api_key)
+            .env("MANGOPAY_BASE_URL", env.sandbox.base_url())
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().expect("worker log file"))
+            .spawn()
+            .expect("spawn the worker");
+        WorkerProcess {
+            child,
+            log: Some(log),
+        }
+    }
+
+    /// Sends a signal (SIGTERM, SIGKILL, ...) to the worker.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) with a pid we own; no memory is touched.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal})");
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the worker did not exit within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking()
+            && let Some(log) = &self.log
+        {
+            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+            eprintln!("--- worker log ---\n{text}--- end of worker log ---");
+        }
+    }
+}
+
+impl Env {
+    /// Makes the client fetch its token now, so knobs set next apply to the calls under test
+    /// rather than to the token request.
+    pub async fn warm_up(&self) {
+        self.client
+            .list("users", diesel_mangopay::client::PageRequest::default())
+            .await
+            .expect("an authenticated call");
+    }
+}
