@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use diesel_mangopay::DatabaseUrl;
 use diesel_mangopay::db::migrations;
-use diesel_mangopay::{DatabaseUrl, Db};
 
 /// diesel-mangopay: Mangopay objects in your database.
 #[derive(Parser, Debug)]
@@ -60,6 +60,13 @@ struct SandboxArgs {
     /// Lifetime of the OAuth tokens it issues, in seconds.
     #[arg(long, default_value_t = 1200)]
     token_ttl: u64,
+    /// Calls allowed per 15 minutes before answering 429 (Mangopay's default: 2300).
+    #[arg(long)]
+    rate_limit: Option<u32>,
+    /// Countries refused as nationality, residence or address (comma-separated ISO codes), as
+    /// Mangopay's country restrictions do.
+    #[arg(long, value_delimiter = ',')]
+    blocked_countries: Vec<String>,
 }
 
 fn migrate(database_url: Option<String>, action: MigrateAction) -> anyhow::Result<()> {
@@ -69,8 +76,7 @@ fn migrate(database_url: Option<String>, action: MigrateAction) -> anyhow::Resul
         })?,
         None => DatabaseUrl::from_env()?,
     };
-    let db = Db::connect_blocking(&url)?;
-    let mut conn = db.get()?;
+    let mut conn = diesel_mangopay::db::establish(&url)?;
     match action {
         MigrateAction::Run => {
             let applied = migrations::run_pending(&mut conn)?;
@@ -119,6 +125,9 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
         .knobs()
         .set_latency(std::time::Duration::from_millis(args.latency_ms));
     sandbox.knobs().set_error_rate(args.error_rate);
+    sandbox.knobs().set_rate_limit(args.rate_limit);
+    let blocked: Vec<&str> = args.blocked_countries.iter().map(String::as_str).collect();
+    sandbox.knobs().set_blocked_countries(&blocked);
     let running = sandbox
         .serve(std::net::SocketAddr::from(([127, 0, 0, 1], args.port)))
         .await

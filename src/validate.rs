@@ -149,6 +149,33 @@ impl ValidationErrors {
         self.0.extend(other.0);
     }
 
+    /// Parses an optional country code, recording a bad one under `field`.
+    pub(crate) fn country(
+        &mut self,
+        field: &'static str,
+        value: Option<String>,
+    ) -> Option<CountryCode> {
+        match value.map(|v| v.parse::<CountryCode>()) {
+            Some(Ok(code)) => Some(code),
+            Some(Err(kind)) => {
+                self.push(field, kind);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Adds the errors of `result` whose field has no error yet.
+    pub(crate) fn merge_unreported(&mut self, result: Result<(), ValidationErrors>) {
+        if let Err(more) = result {
+            for e in more.0 {
+                if !self.has(&e.field) {
+                    self.0.push(e);
+                }
+            }
+        }
+    }
+
     /// Runs `check` and records its error, if any, under `field`.
     pub(crate) fn check(
         &mut self,

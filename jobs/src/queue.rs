@@ -60,6 +60,30 @@ pub enum JobsError {
     Model(#[from] diesel_mangopay::Error),
 }
 
+/// Runs `$body` with `$s` bound to the named storage field, whatever the backend: the two
+/// storage types share the apalis traits but not a type.
+macro_rules! with_storage {
+    ($storages:expr, $field:ident, |$s:ident| $body:expr) => {
+        match $storages {
+            $crate::queue::Storages::Sqlite { $field: $s, .. } => $body,
+            $crate::queue::Storages::Postgres { $field: $s, .. } => $body,
+        }
+    };
+    ($storages:expr, |$create:ident, $update:ident| $body:expr) => {
+        match $storages {
+            $crate::queue::Storages::Sqlite {
+                create_user: $create,
+                update_user: $update,
+            } => $body,
+            $crate::queue::Storages::Postgres {
+                create_user: $create,
+                update_user: $update,
+            } => $body,
+        }
+    };
+}
+pub(crate) use with_storage;
+
 #[derive(Clone)]
 pub(crate) enum Storages {
     Sqlite {
@@ -153,19 +177,12 @@ impl JobQueue {
         let task = TaskBuilder::new(CreateMangopayUser { id })
             .max_attempts(MAX_ATTEMPTS)
             .build();
-        let pushed = match &self.storages {
-            Storages::Sqlite { create_user, .. } => create_user
-                .clone()
-                .push_task(task)
-                .await
-                .map_err(|e| e.to_string()),
-            Storages::Postgres { create_user, .. } => create_user
-                .clone()
-                .push_task(task)
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        pushed.map_err(|message| JobsError::Enqueue {
+        with_storage!(&self.storages, create_user, |s| s
+            .clone()
+            .push_task(task)
+            .await
+            .map_err(|e| e.to_string()))
+        .map_err(|message| JobsError::Enqueue {
             job: CREATE_USER_QUEUE,
             message,
         })
@@ -176,19 +193,12 @@ impl JobQueue {
         let task = TaskBuilder::new(UpdateMangopayUser { id })
             .max_attempts(MAX_ATTEMPTS)
             .build();
-        let pushed = match &self.storages {
-            Storages::Sqlite { update_user, .. } => update_user
-                .clone()
-                .push_task(task)
-                .await
-                .map_err(|e| e.to_string()),
-            Storages::Postgres { update_user, .. } => update_user
-                .clone()
-                .push_task(task)
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        pushed.map_err(|message| JobsError::Enqueue {
+        with_storage!(&self.storages, update_user, |s| s
+            .clone()
+            .push_task(task)
+            .await
+            .map_err(|e| e.to_string()))
+        .map_err(|message| JobsError::Enqueue {
             job: UPDATE_USER_QUEUE,
             message,
         })
@@ -196,40 +206,14 @@ impl JobQueue {
 
     /// How many jobs of this crate's queues are waiting, queued or running.
     pub async fn outstanding(&self) -> Result<u64, JobsError> {
-        let stats = match &self.storages {
-            Storages::Sqlite {
-                create_user,
-                update_user,
-            } => {
-                let mut all = create_user
-                    .fetch_by_queue()
-                    .await
-                    .map_err(|e| JobsError::Metrics(e.to_string()))?;
-                all.extend(
-                    update_user
-                        .fetch_by_queue()
-                        .await
-                        .map_err(|e| JobsError::Metrics(e.to_string()))?,
-                );
-                all
-            }
-            Storages::Postgres {
-                create_user,
-                update_user,
-            } => {
-                let mut all = create_user
-                    .fetch_by_queue()
-                    .await
-                    .map_err(|e| JobsError::Metrics(e.to_string()))?;
-                all.extend(
-                    update_user
-                        .fetch_by_queue()
-                        .await
-                        .map_err(|e| JobsError::Metrics(e.to_string()))?,
-                );
-                all
-            }
-        };
+        let mut stats = with_storage!(&self.storages, create_user, |s| s
+            .fetch_by_queue()
+            .await
+            .map_err(|e| JobsError::Metrics(e.to_string())))?;
+        stats.extend(with_storage!(&self.storages, update_user, |s| s
+            .fetch_by_queue()
+            .await
+            .map_err(|e| JobsError::Metrics(e.to_string())))?);
         Ok(stats
             .iter()
             .filter(|s| s.title == "ACTIVE_JOBS")

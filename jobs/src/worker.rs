@@ -13,7 +13,7 @@ use apalis::prelude::{
 use diesel_mangopay::models::MangopayUser;
 
 use crate::handlers::{JobContext, create_mangopay_user, update_mangopay_user};
-use crate::queue::{JobQueue, JobsError, MAX_ATTEMPTS, Storages};
+use crate::queue::{JobQueue, JobsError, MAX_ATTEMPTS, with_storage};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -133,44 +133,21 @@ where
     let update_name = worker_name(crate::UPDATE_USER_QUEUE);
     tracing::info!(concurrency = options.concurrency, heartbeat = ?queue.heartbeat, "worker starting");
     let monitor = Monitor::new().shutdown_timeout(options.shutdown_timeout);
-    let monitor = match &queue.storages {
-        Storages::Sqlite {
-            create_user,
-            update_user,
-        } => monitor
-            .register(worker!(
-                create_name,
-                create_user.clone(),
-                ctx.clone(),
-                options.clone(),
-                create_mangopay_user
-            ))
-            .register(worker!(
-                update_name,
-                update_user.clone(),
-                ctx.clone(),
-                options.clone(),
-                update_mangopay_user
-            )),
-        Storages::Postgres {
-            create_user,
-            update_user,
-        } => monitor
-            .register(worker!(
-                create_name,
-                create_user.clone(),
-                ctx.clone(),
-                options.clone(),
-                create_mangopay_user
-            ))
-            .register(worker!(
-                update_name,
-                update_user.clone(),
-                ctx.clone(),
-                options.clone(),
-                update_mangopay_user
-            )),
-    };
+    let monitor = with_storage!(&queue.storages, |create_user, update_user| monitor
+        .register(worker!(
+            create_name,
+            create_user.clone(),
+            ctx.clone(),
+            options.clone(),
+            create_mangopay_user
+        ))
+        .register(worker!(
+            update_name,
+            update_user.clone(),
+            ctx.clone(),
+            options.clone(),
+            update_mangopay_user
+        )));
     let result = monitor
         .run_with_signal(async move {
             shutdown.await;

@@ -83,10 +83,39 @@ pub struct ConnectionManager {
     url: DatabaseUrl,
 }
 
+/// Stops OpenSSL from registering its exit-time cleanup, once, before the first PostgreSQL
+/// connection (libpq negotiates TLS through the system's OpenSSL).
+///
+/// r2d2 opens and closes pooled connections on its own threads. When a process exits while
+/// one of them is in a TLS handshake, OpenSSL's `atexit` handler frees the tables that thread
+/// is reading, and the process dies with SIGSEGV after its work is done. Without the handler
+/// the operating system reclaims that memory at exit anyway. This has no effect if OpenSSL was
+/// already initialised elsewhere in the process.
+fn skip_openssl_exit_cleanup() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // OpenSSL 1.1.1b and later: `OPENSSL_INIT_NO_ATEXIT`.
+        const OPENSSL_INIT_NO_ATEXIT: u64 = 0x0008_0000;
+        unsafe extern "C" {
+            fn OPENSSL_init_crypto(opts: u64, settings: *const std::ffi::c_void)
+            -> std::ffi::c_int;
+        }
+        // SAFETY: OPENSSL_init_crypto may be called from any thread at any time; a null
+        // settings pointer means the defaults. libcrypto is linked through libpq (pq-sys).
+        let ok = unsafe { OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, std::ptr::null()) };
+        if ok != 1 {
+            tracing::warn!("OpenSSL refused OPENSSL_INIT_NO_ATEXIT");
+        }
+    });
+}
+
 impl ConnectionManager {
     fn open(&self) -> Result<AnyConnection, ConnectionError> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Pg),
+            DatabaseUrl::Postgres(url) => {
+                skip_openssl_exit_cleanup();
+                PgConnection::establish(url).map(AnyConnection::Pg)
+            }
             DatabaseUrl::Sqlite(path) => {
                 let mut c = SqliteConnection::establish(path)?;
                 // busy_timeout first: switching to WAL takes a lock that other pooled
@@ -120,6 +149,17 @@ impl ManageConnection for ConnectionManager {
     }
 }
 
+/// One connection, outside any pool, opened the way the pool opens them (URL dispatch, SQLite
+/// pragmas). For short-lived tools such as the migration command.
+pub fn establish(url: &DatabaseUrl) -> Result<AnyConnection, DbError> {
+    ConnectionManager { url: url.clone() }
+        .open()
+        .map_err(|e| DbError::Connect {
+            url: url.redacted(),
+            message: one_line(&e.to_string()),
+        })
+}
+
 /// A pool of connections to the application's database; cheap to clone.
 #[derive(Clone)]
 pub struct Db {
@@ -151,10 +191,7 @@ impl Db {
     /// [`Db::connect`] for code that is not async (the migration CLI).
     pub fn connect_blocking(url: &DatabaseUrl) -> Result<Db, DbError> {
         let manager = ConnectionManager { url: url.clone() };
-        let first = manager.open().map_err(|e| DbError::Connect {
-            url: url.redacted(),
-            message: one_line(&e.to_string()),
-        })?;
+        let first = establish(url)?;
         let (backend, size) = match url {
             DatabaseUrl::Postgres(_) => (Backend::Postgres, 10),
             DatabaseUrl::Sqlite(_) => (Backend::Sqlite, 4),

@@ -9,7 +9,7 @@ use super::natural_user::{address_changes, validate_address, validate_common};
 use super::types::{
     Address, AddressColumns, LegalPersonType, PersonType, UserCategory, birthday_to_api, put, read,
 };
-use super::user::{self, BaseFields, UserKind, UserRow, UserSync};
+use super::user::{BaseFields, UserKind, UserRow, UserSync, user_model_methods};
 use crate::db::{AnyConnection, Db, MultiBackend};
 use crate::schema::{mangopay_legal_users as legal, mangopay_users};
 use crate::validate::{self, CountryCode, FieldErrorKind, ValidationErrors};
@@ -165,17 +165,8 @@ impl LegalUserBuilder {
     /// Checks every field; the errors name each rejected field.
     pub fn build(self) -> Result<MangopayLegalUser, ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        let mut country = |field: &'static str, v: Option<String>| {
-            v.and_then(|v| match v.parse::<CountryCode>() {
-                Ok(c) => Some(c),
-                Err(kind) => {
-                    errors.push(field, kind);
-                    None
-                }
-            })
-        };
-        let nationality = country("legal_representative_nationality", self.rep_nationality);
-        let residence = country(
+        let nationality = errors.country("legal_representative_nationality", self.rep_nationality);
+        let residence = errors.country(
             "legal_representative_country_of_residence",
             self.rep_country_of_residence,
         );
@@ -205,13 +196,7 @@ impl LegalUserBuilder {
             tag: self.tag,
             sync: UserSync::new_row(),
         };
-        if let Err(more) = user.validate() {
-            for e in more.errors() {
-                if !errors.has(e.field()) {
-                    errors.push(e.field().to_owned(), e.kind().clone());
-                }
-            }
-        }
+        errors.merge_unreported(user.validate());
         errors.into_result().map(|()| user)
     }
 }
@@ -297,56 +282,9 @@ impl MangopayLegalUser {
         );
         e.into_result()
     }
-
-    /// The local id, once saved.
-    pub fn id(&self) -> Option<i64> {
-        self.id
-    }
-
-    /// Mangopay's id, once Mangopay accepted the user.
-    pub fn mangopay_id(&self) -> Option<&str> {
-        self.sync.mangopay_id.as_deref()
-    }
-
-    /// What the library and Mangopay know about this row.
-    pub fn sync(&self) -> &UserSync {
-        &self.sync
-    }
-
-    /// Loads the legal user with this local id.
-    pub async fn get(db: &Db, id: i64) -> Result<Self, Error> {
-        user::get(db, id).await
-    }
-
-    /// Loads the legal user with this Mangopay id, if there is one.
-    pub async fn find_by_mangopay_id(db: &Db, mangopay_id: &str) -> Result<Option<Self>, Error> {
-        match user::id_for_mangopay_id(db, mangopay_id.to_owned()).await? {
-            Some((id, PersonType::Legal)) => Ok(Some(Self::get(db, id).await?)),
-            _ => Ok(None),
-        }
-    }
-
-    /// Inserts the row (setting [`id`](Self::id)) or updates it. Local only: nothing is sent.
-    pub async fn save(&mut self, db: &Db) -> Result<(), Error> {
-        user::save(self, db).await
-    }
-
-    /// Creates the user at Mangopay (`POST /users/legal`); see
-    /// [`crate::MangopayNaturalUser::create`] for the guarantees.
-    pub async fn create(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
-        user::create(self, db, client).await
-    }
-
-    /// Saves the row and sends its fields to Mangopay (`PUT /users/legal/{Id}`).
-    pub async fn update(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
-        user::update(self, db, client).await
-    }
-
-    /// Reads the user from Mangopay (`GET /users/legal/{Id}`) into the row.
-    pub async fn refresh(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
-        user::refresh(self, db, client).await
-    }
 }
+
+user_model_methods!(MangopayLegalUser, Legal, "legal");
 
 /// The `mangopay_legal_users` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]

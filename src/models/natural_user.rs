@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::types::{
     Address, AddressColumns, IncomeRange, PersonType, UserCategory, birthday_to_api, put, read,
 };
-use super::user::{self, BaseFields, UserKind, UserRow, UserSync};
+use super::user::{BaseFields, UserKind, UserRow, UserSync, user_model_methods};
 use crate::db::{AnyConnection, Db, MultiBackend};
 use crate::schema::{mangopay_natural_users as natural, mangopay_users};
 use crate::validate::{self, CountryCode, FieldErrorKind, ValidationErrors};
@@ -142,17 +142,9 @@ impl NaturalUserBuilder {
     /// Checks every field; the errors name each rejected field.
     pub fn build(self) -> Result<MangopayNaturalUser, ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        let mut country = |field: &'static str, v: Option<String>| {
-            v.and_then(|v| match v.parse::<CountryCode>() {
-                Ok(c) => Some(c),
-                Err(kind) => {
-                    errors.push(field, kind);
-                    None
-                }
-            })
-        };
-        let nationality = country("nationality", self.nationality);
-        let country_of_residence = country("country_of_residence", self.country_of_residence);
+        let nationality = errors.country("nationality", self.nationality);
+        let country_of_residence =
+            errors.country("country_of_residence", self.country_of_residence);
         let income_range = self.income_range.and_then(|v| match IncomeRange::new(v) {
             Ok(r) => Some(r),
             Err(kind) => {
@@ -180,13 +172,7 @@ impl NaturalUserBuilder {
             tag: self.tag,
             sync: UserSync::new_row(),
         };
-        if let Err(more) = user.validate() {
-            for e in more.errors() {
-                if !errors.has(e.field()) {
-                    errors.push(e.field().to_owned(), e.kind().clone());
-                }
-            }
-        }
+        errors.merge_unreported(user.validate());
         errors.into_result().map(|()| user)
     }
 }
@@ -269,60 +255,9 @@ impl MangopayNaturalUser {
         );
         e.into_result()
     }
-
-    /// The local id, once saved.
-    pub fn id(&self) -> Option<i64> {
-        self.id
-    }
-
-    /// Mangopay's id, once Mangopay accepted the user.
-    pub fn mangopay_id(&self) -> Option<&str> {
-        self.sync.mangopay_id.as_deref()
-    }
-
-    /// What the library and Mangopay know about this row.
-    pub fn sync(&self) -> &UserSync {
-        &self.sync
-    }
-
-    /// Loads the natural user with this local id.
-    pub async fn get(db: &Db, id: i64) -> Result<Self, Error> {
-        user::get(db, id).await
-    }
-
-    /// Loads the natural user with this Mangopay id, if there is one.
-    pub async fn find_by_mangopay_id(db: &Db, mangopay_id: &str) -> Result<Option<Self>, Error> {
-        match user::id_for_mangopay_id(db, mangopay_id.to_owned()).await? {
-            Some((id, PersonType::Natural)) => Ok(Some(Self::get(db, id).await?)),
-            _ => Ok(None),
-        }
-    }
-
-    /// Inserts the row (setting [`id`](Self::id)) or updates it. Local only: nothing is sent.
-    pub async fn save(&mut self, db: &Db) -> Result<(), Error> {
-        user::save(self, db).await
-    }
-
-    /// Creates the user at Mangopay (`POST /users/natural`) and writes Mangopay's answer (its
-    /// id and every returned field) into the row; saves the row first.
-    ///
-    /// Safe to call again after any failure or crash: the idempotency key is committed on the
-    /// row before the request goes out, and a row that already has a Mangopay id sends nothing.
-    /// A 4xx from Mangopay is stored on the row ([`UserSync::last_error`]).
-    pub async fn create(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
-        user::create(self, db, client).await
-    }
-
-    /// Saves the row and sends its fields to Mangopay (`PUT /users/natural/{Id}`).
-    pub async fn update(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
-        user::update(self, db, client).await
-    }
-
-    /// Reads the user from Mangopay (`GET /users/natural/{Id}`) into the row.
-    pub async fn refresh(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
-        user::refresh(self, db, client).await
-    }
 }
+
+user_model_methods!(MangopayNaturalUser, Natural, "natural");
 
 /// The `mangopay_natural_users` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]

@@ -220,6 +220,71 @@ struct BaseFromApi {
     updated_at: Option<NaiveDateTime>,
 }
 
+/// The public methods both user models share, documented for each kind (`$word` is `natural`
+/// or `legal`, `$kind` the matching [`PersonType`] variant).
+macro_rules! user_model_methods {
+    ($model:ident, $kind:ident, $word:literal) => {
+        impl $model {
+            /// The local id, once saved.
+            pub fn id(&self) -> Option<i64> {
+                self.id
+            }
+
+            /// Mangopay's id, once Mangopay accepted the user.
+            pub fn mangopay_id(&self) -> Option<&str> {
+                self.sync.mangopay_id.as_deref()
+            }
+
+            /// What the library and Mangopay know about this row.
+            pub fn sync(&self) -> &UserSync {
+                &self.sync
+            }
+
+            #[doc = concat!("Loads the ", $word, " user with this local id.")]
+            pub async fn get(db: &Db, id: i64) -> Result<Self, Error> {
+                super::user::get(db, id).await
+            }
+
+            #[doc = concat!("Loads the ", $word, " user with this Mangopay id, if there is one.")]
+            pub async fn find_by_mangopay_id(db: &Db, mangopay_id: &str) -> Result<Option<Self>, Error> {
+                match super::user::id_for_mangopay_id(db, mangopay_id.to_owned()).await? {
+                    Some((id, PersonType::$kind)) => Ok(Some(Self::get(db, id).await?)),
+                    _ => Ok(None),
+                }
+            }
+
+            /// Inserts the row (setting [`id`](Self::id)) or updates it. Local only: nothing is
+            /// sent.
+            pub async fn save(&mut self, db: &Db) -> Result<(), Error> {
+                super::user::save(self, db).await
+            }
+
+            #[doc = concat!(
+                "Creates the user at Mangopay (`POST /users/", $word, "`) and writes Mangopay's ",
+                "answer (its id and every returned field) into the row; saves the row first.\n\n",
+                "Safe to call again after any failure or crash: the idempotency key is committed ",
+                "on the row before the request goes out, and a row that already has a Mangopay id ",
+                "sends nothing. A 4xx from Mangopay is stored on the row ",
+                "([`UserSync::last_error`])."
+            )]
+            pub async fn create(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
+                super::user::create(self, db, client).await
+            }
+
+            #[doc = concat!("Saves the row and sends its fields to Mangopay (`PUT /users/", $word, "/{Id}`).")]
+            pub async fn update(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
+                super::user::update(self, db, client).await
+            }
+
+            #[doc = concat!("Reads the user from Mangopay (`GET /users/", $word, "/{Id}`) into the row.")]
+            pub async fn refresh(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
+                super::user::refresh(self, db, client).await
+            }
+        }
+    };
+}
+pub(crate) use user_model_methods;
+
 /// The part of a user model that differs between natural and legal users.
 pub(crate) trait UserKind: Sized + Clone + Send + 'static {
     /// The model's name, for errors.

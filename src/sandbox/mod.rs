@@ -6,7 +6,7 @@
 //! `GET /responses/{key}`, Mangopay's rate limiting and error reports, and lets
 //! tests steer it: a controllable [`Clock`] and fault-injection [`Knobs`].
 //!
-//! ```ignore
+//! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use diesel_mangopay::sandbox::{Sandbox, SandboxConfig};
 //! let running = Sandbox::new(SandboxConfig::default())

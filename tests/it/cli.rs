@@ -171,3 +171,39 @@ fn the_standalone_sandbox_prints_its_default_credentials() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn the_standalone_sandbox_takes_its_knobs_from_flags() {
+    let (child, url, _) = spawn_sandbox(&["--rate-limit", "2", "--latency-ms", "200"]);
+    let mut process = crate::support::WorkerProcess { child, log: None };
+    let client = MangopayClient::new(
+        ClientConfig::builder("sandbox-client", "sandbox-api-key")
+            .base_url(&url)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    client.list("users", PageRequest::default()).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "token call and list each waited 200 ms"
+    );
+    let error = MangopayClient::new(
+        ClientConfig::builder("sandbox-client", "sandbox-api-key")
+            .base_url(&url)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+    .list("users", PageRequest::default())
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.status(),
+        Some(429),
+        "the third call in 15 minutes: {error}"
+    );
+    process.signal(libc::SIGTERM);
+    assert!(process.wait(Duration::from_secs(10)).await.success());
+}

@@ -8,24 +8,7 @@ use diesel_mangopay::{MangopayNaturalUser, SyncState};
 use diesel_mangopay_jobs::JobQueue;
 
 use crate::both_backends;
-use crate::support::{Env, WorkerProcess, eventually, natural_owner};
-
-async fn synced(env: &Env, id: i64) -> MangopayNaturalUser {
-    let db = env.db.clone();
-    eventually("the row to be synced", Duration::from_secs(30), || {
-        let db = db.clone();
-        async move {
-            MangopayNaturalUser::get(&db, id)
-                .await
-                .unwrap()
-                .sync()
-                .state
-                == SyncState::Synced
-        }
-    })
-    .await;
-    MangopayNaturalUser::get(&env.db, id).await.unwrap()
-}
+use crate::support::{Env, WorkerProcess, natural_owner};
 
 both_backends!(
     sigkill_between_the_post_and_the_commit_creates_exactly_one_user,
@@ -38,7 +21,7 @@ both_backends!(
         warm.email = "first.user@example.com".into();
         warm.save(&env.db).await.unwrap();
         queue.create_mangopay_user(warm.id.unwrap()).await.unwrap();
-        synced(&env, warm.id.unwrap()).await;
+        env.until_synced(warm.id.unwrap()).await;
 
         // Mangopay now answers slowly: it has created the user while the worker still waits.
         env.sandbox().knobs().set_latency(Duration::from_secs(120));
@@ -47,16 +30,7 @@ both_backends!(
         user.save(&env.db).await.unwrap();
         let id = user.id.unwrap();
         queue.create_mangopay_user(id).await.unwrap();
-        let sandbox = env.sandbox().clone();
-        eventually(
-            "Mangopay to create the second user",
-            Duration::from_secs(30),
-            || {
-                let sandbox = sandbox.clone();
-                async move { sandbox.user_count() == 2 }
-            },
-        )
-        .await;
+        env.until_mangopay_has_users(2).await;
         worker.signal(libc::SIGKILL);
         let status = worker.wait(Duration::from_secs(10)).await;
         assert!(!status.success(), "killed: {status:?}");
@@ -73,7 +47,7 @@ both_backends!(
 
         env.sandbox().knobs().set_latency(Duration::ZERO);
         let _restarted = WorkerProcess::spawn(&env, &[]);
-        let recovered = synced(&env, id).await;
+        let recovered = env.until_synced(id).await;
 
         let victims: Vec<_> = env
             .sandbox()

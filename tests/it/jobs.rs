@@ -8,7 +8,7 @@ use diesel_mangopay_jobs::{JobContext, JobQueue, WorkerOptions, run_worker};
 use tokio::sync::oneshot;
 
 use crate::both_backends;
-use crate::support::{Env, WorkerProcess, eventually, legal_owner, natural_owner};
+use crate::support::{Env, WorkerProcess, legal_owner, natural_owner};
 
 /// A worker running in this process until the returned sender is dropped or used.
 fn start_worker(env: &Env, queue: &JobQueue) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
@@ -171,25 +171,7 @@ both_backends!(
         );
 
         let (stop, worker) = start_worker(&env, &queue);
-        let db = env.db.clone();
-        let id = user.id.unwrap();
-        eventually(
-            "the pending create to be resumed",
-            Duration::from_secs(20),
-            || {
-                let db = db.clone();
-                async move {
-                    MangopayNaturalUser::get(&db, id)
-                        .await
-                        .unwrap()
-                        .sync()
-                        .state
-                        == SyncState::Synced
-                }
-            },
-        )
-        .await;
-        let user = MangopayNaturalUser::get(&env.db, id).await.unwrap();
+        let user = env.until_synced(user.id.unwrap()).await;
         assert_eq!(
             user.sync().create_idempotency_key.as_deref(),
             Some(key.as_str())
@@ -212,16 +194,7 @@ both_backends!(
             .knobs()
             .set_latency(Duration::from_millis(1500));
         queue.create_mangopay_user(user.id.unwrap()).await.unwrap();
-        let sandbox = env.sandbox().clone();
-        eventually(
-            "Mangopay to receive the create",
-            Duration::from_secs(30),
-            || {
-                let sandbox = sandbox.clone();
-                async move { sandbox.user_count() == 1 }
-            },
-        )
-        .await;
+        env.until_mangopay_has_users(1).await;
         worker.signal(libc::SIGTERM);
         let status = worker.wait(Duration::from_secs(30)).await;
         assert!(status.success(), "the worker exits cleanly: {status:?}");

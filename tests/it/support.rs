@@ -5,7 +5,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::RunQueryDsl;
+use diesel_mangopay::db::{AnyConnection, establish};
 use diesel_mangopay::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 use diesel_mangopay::{ClientConfig, DatabaseUrl, Db, MangopayClient};
 
@@ -15,10 +16,15 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// A connection to the PostgreSQL server's admin database.
+fn admin() -> Result<AnyConnection, diesel_mangopay::DbError> {
+    establish(&DatabaseUrl::Postgres(postgres_admin_url()))
+}
+
 /// Whether a PostgreSQL server is reachable. In CI (`CI=true`) an unreachable server fails the
 /// test run instead of skipping.
 pub fn postgres_available() -> bool {
-    match PgConnection::establish(&postgres_admin_url()) {
+    match admin() {
         Ok(_) => true,
         Err(e) => {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
@@ -62,7 +68,7 @@ impl TestDatabase {
             N.fetch_add(1, Ordering::SeqCst),
             uuid_suffix()
         );
-        let mut admin = PgConnection::establish(&postgres_admin_url()).expect("admin connection");
+        let mut admin = admin().expect("admin connection");
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .expect("create test database");
@@ -83,7 +89,7 @@ fn uuid_suffix() -> String {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Some(name) = &self.pg_name
-            && let Ok(mut admin) = PgConnection::establish(&postgres_admin_url())
+            && let Ok(mut admin) = admin()
         {
             let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(&mut admin);
@@ -342,5 +348,44 @@ impl Env {
             .list("users", diesel_mangopay::client::PageRequest::default())
             .await
             .expect("an authenticated call");
+    }
+}
+
+impl Env {
+    /// Waits until the sandbox holds `count` users (Mangopay has processed the creates).
+    pub async fn until_mangopay_has_users(&self, count: usize) {
+        let sandbox = self.sandbox().clone();
+        eventually(
+            &format!("{count} user(s) at Mangopay"),
+            Duration::from_secs(30),
+            || {
+                let sandbox = sandbox.clone();
+                async move { sandbox.user_count() == count }
+            },
+        )
+        .await;
+    }
+
+    /// Waits until the natural user `id` is synced, and returns it.
+    pub async fn until_synced(&self, id: i64) -> diesel_mangopay::MangopayNaturalUser {
+        use diesel_mangopay::{MangopayNaturalUser, SyncState};
+        let db = self.db.clone();
+        eventually(
+            &format!("user {id} to be synced"),
+            Duration::from_secs(30),
+            || {
+                let db = db.clone();
+                async move {
+                    MangopayNaturalUser::get(&db, id)
+                        .await
+                        .unwrap()
+                        .sync()
+                        .state
+                        == SyncState::Synced
+                }
+            },
+        )
+        .await;
+        MangopayNaturalUser::get(&self.db, id).await.unwrap()
     }
 }

@@ -12,7 +12,7 @@ use diesel_mangopay::{
 };
 
 use crate::both_backends;
-use crate::support::{Env, eventually, legal_owner, natural_owner};
+use crate::support::{Env, legal_owner, natural_owner};
 
 fn keyed_posts(env: &Env) -> Vec<String> {
     env.sandbox()
@@ -402,16 +402,7 @@ both_backends!(
             let mut user = MangopayNaturalUser::get(&db, id).await.unwrap();
             user.create(&db, &client).await
         });
-        let sandbox = env.sandbox().clone();
-        eventually(
-            "Mangopay to create the user",
-            Duration::from_secs(10),
-            || {
-                let sandbox = sandbox.clone();
-                async move { sandbox.user_count() == 1 }
-            },
-        )
-        .await;
+        env.until_mangopay_has_users(1).await;
         attempt.abort();
         let _ = attempt.await;
         let pending = MangopayNaturalUser::get(&env.db, id).await.unwrap();
