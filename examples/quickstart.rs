@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use diesel_mangopay::db::migrations;
 use diesel_mangopay::models::MangopayUser;
-use diesel_mangopay::sandbox::{Sandbox, SandboxConfig};
 use diesel_mangopay::{
     Address, ClientConfig, DatabaseUrl, Db, LegalPersonType, MangopayClient, MangopayLegalUser,
     MangopayNaturalUser, UserCategory,
 };
 use diesel_mangopay_jobs::{JobContext, JobQueue, WorkerOptions, run_worker};
+use diesel_mangopay_sandbox::{Sandbox, SandboxConfig};
 
 /// The database: `DATABASE_URL` if set, otherwise a fresh SQLite file under `target/`.
 fn database_url() -> Result<DatabaseUrl, Box<dyn Error>> {

@@ -38,8 +38,6 @@ pub mod config;
 pub mod db;
 mod error;
 pub mod models;
-#[cfg(feature = "sandbox")]
-pub mod sandbox;
 pub mod schema;
 pub mod validate;
 

@@ -102,7 +102,7 @@ fn migrate(database_url: Option<String>, action: MigrateAction) -> anyhow::Resul
 
 #[cfg(feature = "sandbox")]
 async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
-    use diesel_mangopay::sandbox::{Sandbox, SandboxConfig};
+    use diesel_mangopay_sandbox::{Sandbox, SandboxConfig};
 
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.error_rate),

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel_mangopay::client::{ApiError, PageRequest};
-use diesel_mangopay::sandbox::SandboxConfig;
 use diesel_mangopay::{IdempotencyKey, MangopayClient};
+use diesel_mangopay_sandbox::SandboxConfig;
 use serde_json::{Value, json};
 
 use crate::support::{client_config, client_for, start_sandbox};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use diesel::RunQueryDsl;
 use diesel_mangopay::db::{AnyConnection, establish};
-use diesel_mangopay::sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 use diesel_mangopay::{ClientConfig, DatabaseUrl, Db, MangopayClient};
+use diesel_mangopay_sandbox::{RunningSandbox, Sandbox, SandboxConfig};
 
 /// The PostgreSQL server used for tests (a database is created per test).
 pub fn postgres_admin_url() -> String {

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use super::error::FieldErrors;
 
 /// The e-mail pattern quoted by Mangopay's own error message.
-pub(crate) const EMAIL_PATTERN: &str = r"([a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+)*)@(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.)+[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
+pub(crate) use crate::EMAIL_PATTERN;
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!("^(?:{EMAIL_PATTERN})$")).expect("the e-mail pattern is a valid regex")

@@ -1,22 +1,4 @@
-//! A stateful emulator of the Mangopay REST API v2.01, speaking the real wire
-//! protocol, for testing offline: in-process from Rust tests, or standalone
-//! (`diesel-mangopay sandbox`) for the official SDKs.
-//!
-//! It serves OAuth tokens, natural and legal users, idempotency keys with
-//! `GET /responses/{key}`, Mangopay's rate limiting and error reports, and lets
-//! tests steer it: a controllable [`Clock`] and fault-injection [`Knobs`].
-//!
-//! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
-//! use diesel_mangopay::sandbox::{Sandbox, SandboxConfig};
-//! let running = Sandbox::new(SandboxConfig::default())
-//!     .serve("127.0.0.1:0".parse().unwrap())
-//!     .await?;
-//! println!("Mangopay sandbox listening on {}", running.base_url());
-//! running.shutdown().await;
-//! # Ok(())
-//! # }
-//! ```
+//! The emulator: the server, its state, and the knobs and clock tests steer it with.
 
 mod auth;
 mod clock;

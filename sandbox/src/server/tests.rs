@@ -171,14 +171,6 @@ impl Harness {
 
 /// A plain-HTTP client for the loopback tests.
 fn http_client() -> reqwest::Client {
-    // Inside diesel-mangopay (where this module only exists with the `sandbox`
-    // feature) reqwest is built with rustls and no crypto provider, so building a
-    // client panics unless one is installed; the library's own client installs
-    // `ring` the same way. The scratch harness builds reqwest without TLS.
-    #[cfg(feature = "sandbox")]
-    {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
     reqwest::Client::new()
 }
 
