@@ -119,6 +119,7 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| defaults.api_key.clone()),
         token_ttl: std::time::Duration::from_secs(args.token_ttl),
+        ..SandboxConfig::default()
     };
     let sandbox = Sandbox::new(config.clone());
     sandbox

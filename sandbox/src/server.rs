@@ -2,7 +2,9 @@
 
 mod auth;
 mod clock;
+mod connection;
 mod error;
+mod faults;
 mod idempotency;
 mod ids;
 mod knobs;
@@ -21,15 +23,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use self::clock::Clock;
-pub use self::knobs::Knobs;
+use self::connection::{Connection, SandboxListener};
+pub use self::knobs::{AnswerLoss, Knobs, LookupFailure, MissingResponse, PutEmptyString, PutNull};
 pub use self::routing::router;
 use self::state::Shared;
 
-/// Credentials and token lifetime of the one API client the sandbox serves.
+/// Credentials and token lifetime of the one API client the sandbox serves, and the seed
+/// of its randomness.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SandboxConfig {
     /// The `ClientId`, in every path (`/v2.01/{ClientId}/...`) and in Basic auth.
@@ -38,16 +42,22 @@ pub struct SandboxConfig {
     pub api_key: String,
     /// How long issued tokens stay valid (`expires_in`).
     pub token_ttl: Duration,
+    /// The seed of every random draw: which requests [`Knobs::set_error_rate`] fails,
+    /// the random part of object ids, error report `Id`s. The same seed and the same
+    /// requests, sent one after the other, give the same draws. `None`: seeded from the
+    /// operating system.
+    pub seed: Option<u64>,
 }
 
 impl Default for SandboxConfig {
     /// `sandbox-client` / `sandbox-api-key`, tokens valid 1200 s (Mangopay's
-    /// sandbox default).
+    /// sandbox default), seeded from the operating system.
     fn default() -> SandboxConfig {
         SandboxConfig {
             client_id: "sandbox-client".to_owned(),
             api_key: "sandbox-api-key".to_owned(),
             token_ttl: Duration::from_secs(1200),
+            seed: None,
         }
     }
 }
@@ -58,6 +68,7 @@ impl fmt::Debug for SandboxConfig {
             .field("client_id", &self.client_id)
             .field("api_key", &"[redacted]")
             .field("token_ttl", &self.token_ttl)
+            .field("seed", &self.seed)
             .finish()
     }
 }
@@ -70,14 +81,24 @@ pub struct RequestRecord {
     /// The path exactly as received (before `//` and case were normalized),
     /// without the query string.
     pub path: String,
-    /// The status answered; 0 while the request is in flight, or if the caller
-    /// went away before the sandbox answered.
+    /// The status answered (for a keyed POST, also the one stored against its key); for
+    /// an answer dropped or withheld, the status of the answer that was never sent; 0
+    /// while the request is in flight, or if the caller went away before the sandbox
+    /// answered.
     pub status: u16,
     /// The `Idempotency-Key` header, if one was sent.
     pub idempotency_key: Option<String>,
     /// The `x-tenant-id` header (UK platforms send `uk`; the Node SDK spells it
     /// `x-tentant-id`), if one was sent.
     pub tenant_id: Option<String>,
+    /// The injected fault that shaped the answer, `None` if none did:
+    /// `"failed_before_work"` ([`Knobs::fail_next`], [`Knobs::set_error_rate`]),
+    /// `"failed_after_work"` ([`Knobs::fail_next_after_work`]), `"answer_dropped"` and
+    /// `"answer_withheld"` ([`Knobs::drop_next_answers`]), `"unavailable"`
+    /// ([`Knobs::set_unavailable`]), `"redirected"` ([`Knobs::redirect_next`]),
+    /// `"lookup_failed"` ([`Knobs::fail_response_lookups`]) or `"rate_limited"` (a 429
+    /// from the rate limiter).
+    pub fault: Option<&'static str>,
 }
 
 /// A Mangopay sandbox: cheap to clone, all clones share the same state.
@@ -98,20 +119,30 @@ impl Sandbox {
         &self.shared
     }
 
-    /// The HTTP API as an axum router, to serve or to call in-process.
+    /// The HTTP API as an axum router, to serve or to call in-process. Served by
+    /// anything but [`Sandbox::serve`], lost answers fail their body instead of having
+    /// their connection closed (see [`Knobs::drop_next_answers`]).
     pub fn router(&self) -> axum::Router {
         router(self.clone())
     }
 
     /// Binds `addr` (`127.0.0.1:0` picks a free port) and serves on the current
     /// tokio runtime until [`RunningSandbox::shutdown`] or drop.
+    ///
+    /// Served this way, [`AnswerLoss::Close`] closes the connection before any status
+    /// line, and withheld answers end when the server stops.
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<RunningSandbox> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+        let (stop, stopping) = watch::channel(false);
+        let mut stopped = stopping.clone();
+        let listener = SandboxListener::new(listener, stopping);
+        let service = self
+            .router()
+            .into_make_service_with_connect_info::<Connection>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
             // A dropped sender stops the server as well.
-            let _ = stopped.await;
+            let _ = stopped.wait_for(|stopping| *stopping).await;
         });
         let task = tokio::spawn(async move { server.await });
         Ok(RunningSandbox {
@@ -179,7 +210,7 @@ impl Sandbox {
 pub struct RunningSandbox {
     sandbox: Sandbox,
     local_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<watch::Sender<bool>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -202,11 +233,12 @@ impl RunningSandbox {
         &self.sandbox
     }
 
-    /// Stops accepting connections, lets requests in flight finish (for at most
-    /// 10 seconds) and waits for the server to stop.
+    /// Stops accepting connections, closes the connections whose answers are
+    /// withheld, lets requests in flight finish (for at most 10 seconds) and waits
+    /// for the server to stop.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            stop.send_replace(true);
         }
         if let Some(mut task) = self.task.take() {
             match tokio::time::timeout(Self::GRACE, &mut task).await {
@@ -225,7 +257,7 @@ impl RunningSandbox {
 impl Drop for RunningSandbox {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            stop.send_replace(true);
         }
     }
 }

@@ -1,18 +1,22 @@
 //! OAuth 2.0 as Mangopay does it: `POST /v2.01/oauth/token` with Basic
 //! credentials, then `Authorization: Bearer <token>` on every other call.
 //!
-//! Tokens are stateless: `<expiry-unix>.<hex sha256(api_key|client_id|expiry)>`.
+//! Tokens are stateless: `<expiry-unix>.<mac>`, the MAC an HMAC-SHA256 keyed by
+//! the API key over the client id and the expiry, in unpadded URL-safe base64.
 //! A restarted sandbox with the same credentials accepts a token an SDK cached
-//! on disk, and expiry follows the sandbox clock.
+//! on disk, and expiry follows the sandbox clock. Secrets are compared in
+//! constant time.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, KeyInit as _, Mac as _};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+use subtle::ConstantTimeEq as _;
 
 use super::Sandbox;
 use super::error::{ApiError, json_response};
@@ -35,9 +39,9 @@ pub(crate) async fn oauth_token(
     let Some((client_id, api_key)) = basic_credentials(&headers) else {
         return Err(ApiError::invalid_credentials());
     };
-    if !constant_time_eq(&client_id, &config.client_id)
-        || !constant_time_eq(&api_key, &config.api_key)
-    {
+    let matches = client_id.as_bytes().ct_eq(config.client_id.as_bytes())
+        & api_key.as_bytes().ct_eq(config.api_key.as_bytes());
+    if !bool::from(matches) {
         return Err(ApiError::invalid_credentials());
     }
     let ttl = config.token_ttl.as_secs();
@@ -63,7 +67,8 @@ pub(crate) async fn require_bearer(
 ) -> Response {
     let path_client = request.uri().path().split('/').nth(2).unwrap_or_default();
     let config = sandbox.config();
-    let authorized = constant_time_eq(path_client, &config.client_id)
+    // The ClientId of the path is no secret; the token's MAC is checked in constant time.
+    let authorized = path_client == config.client_id
         && bearer_token(request.headers()).is_some_and(|token| {
             token_is_valid(
                 token,
@@ -97,32 +102,38 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn signature(client_id: &str, api_key: &str, expiry: i64) -> String {
-    let digest = Sha256::digest(format!("{api_key}|{client_id}|{expiry}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// The MAC of a token for `client_id` expiring at `expiry`, before finalization.
+fn token_mac(client_id: &str, api_key: &str, expiry: i64) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(api_key.as_bytes())
+        .expect("HMAC accepts keys of any length");
+    // Length-prefixed, so no two (client id, expiry) pairs share a message.
+    mac.update(&(client_id.len() as u64).to_be_bytes());
+    mac.update(client_id.as_bytes());
+    mac.update(&expiry.to_be_bytes());
+    mac
 }
 
 /// A token for `client_id` that expires at Unix time `expiry`.
 pub(crate) fn mint_token(client_id: &str, api_key: &str, expiry: i64) -> String {
-    format!("{expiry}.{}", signature(client_id, api_key, expiry))
+    let tag = token_mac(client_id, api_key, expiry)
+        .finalize()
+        .into_bytes();
+    format!("{expiry}.{}", URL_SAFE_NO_PAD.encode(tag))
 }
 
 /// Whether `token` was minted with these credentials and is still valid at `now`.
 pub(crate) fn token_is_valid(token: &str, client_id: &str, api_key: &str, now: i64) -> bool {
-    let Some((expiry_text, sig)) = token.split_once('.') else {
+    let Some((expiry_text, tag)) = token.split_once('.') else {
         return false;
     };
     let Ok(expiry) = expiry_text.parse::<i64>() else {
         return false;
     };
-    constant_time_eq(sig, &signature(client_id, api_key, expiry)) && now < expiry
-}
-
-/// Compares two strings without an early exit on the first differing byte.
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
+        return false;
+    };
+    token_mac(client_id, api_key, expiry)
+        .verify_slice(&tag)
+        .is_ok()
+        && now < expiry
 }

@@ -1,34 +1,66 @@
 //! The sandbox's one error type, [`ApiError`], and the only place where Mangopay's
 //! error report (`Message`, `Type`, `Id`, `Date`, `errors`) is rendered.
 //!
-//! Errors are stamped with the sandbox clock: the front door runs every request
-//! inside [`with_clock`], so [`ApiError::into_response`] can read the time of the
-//! sandbox that is answering without every call site passing a clock around.
+//! Errors are stamped with the sandbox answering them: the front door runs every request
+//! inside [`in_context`], so [`ApiError::into_response`] can read that sandbox's clock and
+//! draw the report's `Id` from its seeded generator without every call site passing them
+//! around.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use rand::RngExt as _;
+use rand::rngs::StdRng;
 use serde::Serialize;
 
 use super::clock::Clock;
 
-tokio::task_local! {
-    static CURRENT_CLOCK: Clock;
+/// What a request's answers are stamped with: the clock and generator of its sandbox.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub(crate) clock: Clock,
+    pub(crate) rng: Arc<Mutex<StdRng>>,
 }
 
-/// Runs `fut` with `clock` as the clock that stamps the errors it renders.
-pub(crate) async fn with_clock<F: Future>(clock: Clock, fut: F) -> F::Output {
-    CURRENT_CLOCK.scope(clock, fut).await
+tokio::task_local! {
+    static CONTEXT: Context;
+}
+
+/// Runs `fut` with `context` stamping the errors it renders.
+pub(crate) async fn in_context<F: Future>(context: Context, fut: F) -> F::Output {
+    CONTEXT.scope(context, fut).await
+}
+
+/// The context of the request being answered, if any.
+pub(crate) fn current_context() -> Option<Context> {
+    CONTEXT.try_with(Context::clone).ok()
 }
 
 /// The Unix time of the sandbox answering the current request (the wall clock
 /// outside of a request).
 pub(crate) fn current_unix_time() -> i64 {
-    CURRENT_CLOCK
-        .try_with(|clock| clock.now().timestamp())
+    CONTEXT
+        .try_with(|context| context.clock.now().timestamp())
         .unwrap_or_else(|_| chrono::Utc::now().timestamp())
+}
+
+/// An error report `Id`: `<uuid>#<unix>` as Mangopay writes them, the UUID's bytes from the
+/// answering sandbox's generator (a fresh OS-seeded one outside of a request).
+fn report_id(date: i64) -> String {
+    let bytes: [u8; 16] = CONTEXT
+        .try_with(|context| {
+            context
+                .rng
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .random()
+        })
+        .unwrap_or_else(|_| rand::make_rng::<StdRng>().random());
+    let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    format!("{uuid}#{date}")
 }
 
 /// The `Message` of every `param_error`, as the Mangopay documentation words it.
@@ -120,6 +152,58 @@ impl ApiError {
         )
     }
 
+    /// 404 `ressource_not_found` for an idempotency key with no stored response.
+    pub(crate) fn response_not_found(key: &str) -> ApiError {
+        ApiError::not_found("Response", key)
+    }
+
+    /// 503 `service_unavailable`: the gateway answers instead of the API.
+    pub(crate) fn unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "The service is temporarily unavailable. Please try again later.",
+        )
+    }
+
+    /// An injected failure of `GET /responses/{key}` with `status` (400..=599, else 500)
+    /// and the `Type` Mangopay uses for that status.
+    pub(crate) fn lookup_failure(status: u16, key: &str) -> ApiError {
+        let status = StatusCode::from_u16(status)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match status.as_u16() {
+            400 => ApiError::param_error(
+                "IdempotencyKey",
+                format!("The response for the idempotency key {key} could not be read."),
+            ),
+            401 => ApiError::invalid_credentials(),
+            403 => ApiError::new(
+                status,
+                "forbidden_ressource",
+                "This endpoint is not available for your account",
+            ),
+            404 => ApiError::response_not_found(key),
+            405 => ApiError::method_not_allowed("GET"),
+            409 => ApiError::idempotency_conflict(),
+            429 => ApiError::rate_limited(),
+            500 => ApiError::injected_failure(),
+            503 => ApiError::unavailable(),
+            _ if status.is_client_error() => ApiError::new(
+                status,
+                "bad_request",
+                status
+                    .canonical_reason()
+                    .unwrap_or("The request could not be processed"),
+            ),
+            _ => ApiError {
+                status,
+                ..ApiError::injected_failure()
+            },
+        }
+    }
+
     /// 400 `correlationid_not_found`: no stored response for that idempotency key.
     pub(crate) fn correlation_id_not_found(key: &str) -> ApiError {
         ApiError {
@@ -201,7 +285,7 @@ impl IntoResponse for ApiError {
         let report = ErrorReport {
             message: &self.message,
             kind: self.kind,
-            id: format!("{}#{date}", uuid::Uuid::new_v4()),
+            id: report_id(date),
             date,
             errors: self.errors.as_ref(),
         };

@@ -1,16 +1,19 @@
 //! Idempotency keys: the `Idempotency-Key` header on POSTs, the 409 on reuse
 //! within 24 hours, and `GET /responses/{key}` replaying the stored answer.
 //!
-//! The key is reserved when an authenticated POST reaches its route and the
-//! answer, whatever its status, is stored when the handler is done. Injected
-//! failures and 429s are answered by the front door before this layer runs, so
-//! they never consume a key.
+//! The key is reserved when an authenticated POST with its whole body reaches
+//! its route, and the answer, whatever its status, is stored when the handler is
+//! done: "Idempotent requests are blocked regardless of the HTTP response code of
+//! the first API call". A 500 injected before the work (and, with
+//! [`crate::Knobs::set_rate_limited_keys_blocked`], a 429) is decided once the key
+//! is reserved and stored like any other answer. Redirects and outages are
+//! answered by the front door and never reach a key.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequest as _, Path, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,6 +22,8 @@ use serde::Serialize;
 
 use super::Sandbox;
 use super::error::{ApiError, json_response};
+use super::faults::{self, Deferred, Delivery, Faults};
+use super::knobs::{LookupFailure, MissingResponse};
 use super::routing::ReceivedUrl;
 use super::state::Shared;
 
@@ -118,6 +123,23 @@ impl IdempotencyStore {
         }
     }
 
+    /// Whether `key` is taken for `client`, its answer stored or not.
+    #[cfg(test)]
+    pub(crate) fn is_reserved(&self, client: &str, key: &str) -> bool {
+        self.lock()
+            .entries
+            .contains_key(&(client.to_owned(), key.to_owned()))
+    }
+
+    /// Whether an answer is stored for `key` of `client`.
+    #[cfg(test)]
+    pub(crate) fn has_answer(&self, client: &str, key: &str) -> bool {
+        self.lock()
+            .entries
+            .get(&(client.to_owned(), key.to_owned()))
+            .is_some_and(|e| e.outcome.is_some())
+    }
+
     fn lookup(&self, client: &str, key: &str, now: DateTime<Utc>) -> Option<StoredResponse> {
         let keys = self.lock();
         let entry = keys.entries.get(&(client.to_owned(), key.to_owned()))?;
@@ -128,8 +150,8 @@ impl IdempotencyStore {
     }
 }
 
-/// Releases a reservation if the request is dropped before it is answered
-/// (the client went away while its body was being read).
+/// Releases a reservation if its request's processing is dropped before it is
+/// answered (it runs on its own task, so only a panic does that).
 struct Reservation {
     shared: Arc<Shared>,
     client: String,
@@ -154,9 +176,11 @@ pub(crate) fn key_is_valid(key: &str) -> bool {
 }
 
 /// Middleware on the authenticated routes: reserves the key of a keyed POST,
-/// answers 409 on reuse, and stores the answer once the handler is done.
+/// answers 409 on reuse, applies a fault the front door deferred to it, and
+/// stores the answer once the handler is done.
 pub(crate) async fn reserve_key(
     State(sandbox): State<Sandbox>,
+    faults: Faults,
     request: Request,
     next: Next,
 ) -> Response {
@@ -187,8 +211,23 @@ pub(crate) async fn reserve_key(
         .extensions()
         .get::<ReceivedUrl>()
         .map_or_else(|| request.uri().to_string(), |u| u.0.clone());
+    // A request counts once it has arrived whole: a body that cannot be read
+    // reserves nothing.
+    let (parts, body) = request.into_parts();
+    let body = match Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return ApiError::payload_too_large().into_response();
+        }
+        Err(rejection) => {
+            return ApiError::param_error("Body", rejection.body_text()).into_response();
+        }
+    };
+    let request = Request::from_parts(parts, Body::from(body));
     let now = sandbox.clock().now();
     let Some(attempt) = sandbox.shared().idempotency.reserve(&client, &key, now) else {
+        // The request never reaches the point where a deferred fault applies.
+        faults.take_deferred();
         return ApiError::idempotency_conflict().into_response();
     };
     let mut reservation = Reservation {
@@ -199,7 +238,22 @@ pub(crate) async fn reserve_key(
         done: false,
     };
 
-    let response = next.run(request).await;
+    let refused = match faults.take_deferred() {
+        Some(Deferred::RateLimited) => Some(Deferred::RateLimited),
+        Some(Deferred::MaybeFail) => sandbox
+            .knobs()
+            .should_fail(&sandbox.shared().rng)
+            .then_some(Deferred::MaybeFail),
+        None => None,
+    };
+    let response = match refused {
+        Some(refused) => {
+            let (response, marker) = faults::refusal(refused);
+            faults.mark(marker);
+            response
+        }
+        None => next.run(request).await,
+    };
     let (parts, body) = response.into_parts();
     let body = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
@@ -248,16 +302,44 @@ struct ApiResponseView {
 }
 
 /// `GET /v2.01/{ClientId}/responses/{IdempotencyKey}` (also reached as
-/// `/responses//{key}`, which the Python SDK sends).
+/// `/responses//{key}`, which the Python SDK sends). A lookup that finds nothing
+/// answers as [`crate::Knobs::set_missing_response`] says; one that
+/// [`crate::Knobs::fail_response_lookups`] fails answers that failure instead.
 pub(crate) async fn responses_get(
     State(sandbox): State<Sandbox>,
+    faults: Faults,
     Path((client_id, key)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+) -> Response {
+    let failure = if faults.marker().is_none() {
+        sandbox.knobs().take_lookup_failure()
+    } else {
+        None
+    };
+    if let Some(LookupFailure::Status(status)) = failure {
+        faults.mark(faults::LOOKUP_FAILED);
+        return ApiError::lookup_failure(status, &key).into_response();
+    }
     let stored = sandbox
         .shared()
         .idempotency
-        .lookup(&client_id, &key, sandbox.clock().now())
-        .ok_or_else(|| ApiError::correlation_id_not_found(&key))?;
+        .lookup(&client_id, &key, sandbox.clock().now());
+    let answer = match stored {
+        Some(stored) => replay(stored),
+        None => match sandbox.knobs().missing_response() {
+            MissingResponse::CorrelationIdNotFound => ApiError::correlation_id_not_found(&key),
+            MissingResponse::RessourceNotFound => ApiError::response_not_found(&key),
+        }
+        .into_response(),
+    };
+    if failure == Some(LookupFailure::Hang) {
+        faults.mark(faults::LOOKUP_FAILED);
+        faults.deliver(Delivery::Withhold);
+    }
+    answer
+}
+
+/// The "API Response" object of a stored answer.
+fn replay(stored: StoredResponse) -> Response {
     let resource = serde_json::from_slice(&stored.body).unwrap_or(serde_json::Value::Null);
     let view = ApiResponseView {
         status_code: stored.status.to_string(),
@@ -267,5 +349,5 @@ pub(crate) async fn responses_get(
         request_url: stored.url,
         resource,
     };
-    Ok(json_response(StatusCode::OK, &view))
+    json_response(StatusCode::OK, &view)
 }

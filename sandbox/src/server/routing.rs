@@ -1,11 +1,17 @@
 //! The route table and the front door every request passes before routing:
 //! request log, path tolerance (`//`, trailing `/`, case of the fixed path
-//! words), rate limiting, injected failures, latency and the `X-RateLimit*`
-//! headers. Unknown routes answer 501, never 404.
+//! words), redirects and outages, rate limiting, the failures injected before
+//! the work, latency, the `X-RateLimit*` headers, and the delivery (or loss) of
+//! the answer. Unknown routes answer 501, never 404.
+//!
+//! The work behind the front door runs on its own task: a client that gives up
+//! does not stop it, so the object is created and the answer stored for
+//! `GET /responses/{key}` as on the real API.
 
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::uri::PathAndQuery;
 use axum::http::{Method, Uri};
@@ -13,9 +19,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::error::{ApiError, with_clock};
+use super::connection::Connection;
+use super::error::{ApiError, current_context, in_context};
+use super::faults::{self, Deferred, Faults};
 use super::idempotency::{self, HEADER as IDEMPOTENCY_HEADER};
 use super::{RequestRecord, Sandbox, auth, users};
+
+/// The token endpoint, after normalization.
+pub(crate) const TOKEN_PATH: &str = "/v2.01/oauth/token";
 
 /// Bodies up to this size are accepted (Mangopay answers 413 only above 10 MB,
 /// and a 10 MB KYC page grows by a third in base64).
@@ -100,7 +111,7 @@ fn with_path(uri: &Uri, path: &str) -> Uri {
 /// The client a request counts against for rate limiting: the ClientId of the
 /// path, or the Basic credentials' client on the token endpoint.
 fn rate_limit_client(path: &str, request: &Request) -> String {
-    if path == "/v2.01/oauth/token" {
+    if path == TOKEN_PATH {
         return auth::basic_credentials(request.headers())
             .map(|(client, _)| client)
             .unwrap_or_default();
@@ -127,6 +138,7 @@ async fn front_door(State(sandbox): State<Sandbox>, mut request: Request, next: 
             .iter()
             .find_map(|name| request.headers().get(*name))
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        fault: None,
     });
 
     let host = request
@@ -145,34 +157,110 @@ async fn front_door(State(sandbox): State<Sandbox>, mut request: Request, next: 
     request.extensions_mut().insert(ReceivedUrl(received_url));
     let path = normalize_path(&received_path);
     *request.uri_mut() = with_path(request.uri(), &path);
+    let connection = request
+        .extensions()
+        .get::<ConnectInfo<Connection>>()
+        .map(|info| info.0.clone());
+    let faults = Faults::default();
+    request.extensions_mut().insert(faults.clone());
 
-    if path == "/v2.01/oauth/token" && request.method() == Method::POST {
+    if path == TOKEN_PATH && request.method() == Method::POST {
         shared.count_token_request();
     }
-    let clock = sandbox.clock().clone();
-    let (admitted, usage) = shared.rate_limiter.admit(
-        &rate_limit_client(&path, &request),
-        clock.now().timestamp_millis(),
-        sandbox.knobs().rate_limit(),
-    );
-    let mut response = with_clock(clock, async {
-        if !admitted {
-            ApiError::rate_limited().into_response()
-        } else if sandbox.knobs().should_fail() {
-            ApiError::injected_failure().into_response()
-        } else {
-            next.run(request).await
-        }
-    })
-    .await;
-    usage.write_headers(response.headers_mut());
-    shared.log_status(seq, response.status().as_u16());
+    let response = in_context(shared.context(), answer(&sandbox, request, next, &faults)).await;
+    let (marker, delivery) = faults.outcome();
+    shared.log_answer(seq, response.status().as_u16(), marker);
 
     let latency = sandbox.knobs().latency();
     if latency > Duration::ZERO {
         tokio::time::sleep(latency).await;
     }
+    faults::deliver(response, delivery, connection).await
+}
+
+/// The answer to a request that went through the front door, before its delivery.
+async fn answer(sandbox: &Sandbox, request: Request, next: Next, faults: &Faults) -> Response {
+    let knobs = sandbox.knobs();
+    if let Some(location) = knobs.take_redirect() {
+        faults.mark(faults::REDIRECTED);
+        return faults::redirect(&location);
+    }
+    if knobs.is_unavailable() {
+        faults.mark(faults::UNAVAILABLE);
+        return ApiError::unavailable().into_response();
+    }
+    let shared = sandbox.shared();
+    let path = request.uri().path();
+    let (admitted, usage) = shared.rate_limiter.admit(
+        &rate_limit_client(path, &request),
+        sandbox.clock().now().timestamp_millis(),
+        knobs.rate_limit(),
+    );
+    // A POST with a key to an emulated route reserves the key before failing, so the
+    // failure is stored against it; every other request fails right here.
+    let keyed_post = request.method() == Method::POST
+        && request.headers().contains_key(IDEMPOTENCY_HEADER)
+        && path != TOKEN_PATH;
+    let refused = if !admitted {
+        Some(Deferred::RateLimited)
+    } else if keyed_post {
+        None
+    } else {
+        knobs
+            .should_fail(&shared.rng)
+            .then_some(Deferred::MaybeFail)
+    };
+    let mut response = match refused {
+        Some(Deferred::RateLimited) if keyed_post && knobs.rate_limited_keys_blocked() => {
+            faults.defer(Deferred::RateLimited);
+            settle(run_detached(next, request).await, faults, |_| true)
+        }
+        Some(refused) => {
+            let (response, marker) = faults::refusal(refused);
+            faults.mark(marker);
+            response
+        }
+        None if keyed_post => {
+            faults.defer(Deferred::MaybeFail);
+            let response = run_detached(next, request).await;
+            settle(response, faults, |_| knobs.should_fail(&shared.rng))
+        }
+        None => run_detached(next, request).await,
+    };
+    usage.write_headers(response.headers_mut());
     response
+}
+
+/// After a keyed POST came back: if no key reservation took the deferred fault (the
+/// request was refused before reaching one: not authenticated, a malformed key, a route
+/// not emulated), the fault is answered as for any other request when `applies` says so.
+/// Nothing was done for such a request, so its answer can be replaced.
+fn settle(response: Response, faults: &Faults, applies: impl FnOnce(Deferred) -> bool) -> Response {
+    match faults.take_deferred() {
+        Some(deferred) if applies(deferred) => {
+            let (response, marker) = faults::refusal(deferred);
+            faults.mark(marker);
+            response
+        }
+        _ => response,
+    }
+}
+
+/// Runs the rest of the stack on its own task, so that it completes even if the client
+/// goes away meanwhile.
+async fn run_detached(next: Next, request: Request) -> Response {
+    let work = next.run(request);
+    let task = match current_context() {
+        Some(context) => tokio::spawn(in_context(context, work)),
+        None => tokio::spawn(work),
+    };
+    match task.await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(%err, "sandbox request task failed");
+            ApiError::injected_failure().into_response()
+        }
+    }
 }
 
 /// Any Mangopay route this sandbox does not emulate.
@@ -216,6 +304,10 @@ pub fn router(sandbox: Sandbox) -> Router {
         )
         .route_layer(middleware::from_fn_with_state(
             sandbox.clone(),
+            faults::work,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            sandbox.clone(),
             idempotency::reserve_key,
         ))
         .route_layer(middleware::from_fn_with_state(
@@ -224,7 +316,13 @@ pub fn router(sandbox: Sandbox) -> Router {
         ));
 
     let api = Router::new()
-        .route("/v2.01/oauth/token", post(auth::oauth_token))
+        .route(
+            TOKEN_PATH,
+            post(auth::oauth_token).route_layer(middleware::from_fn_with_state(
+                sandbox.clone(),
+                faults::work,
+            )),
+        )
         .merge(client_routes)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_implemented)

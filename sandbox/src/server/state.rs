@@ -1,11 +1,15 @@
-//! The sandbox's shared state: configuration, knobs, clock and the in-memory
-//! stores (users, idempotency keys, rate-limit counters, request log).
+//! The sandbox's shared state: configuration, knobs, clock, random generator and
+//! the in-memory stores (users, idempotency keys, rate-limit counters, request log).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
 
 use super::clock::Clock;
+use super::error::Context;
 use super::idempotency::IdempotencyStore;
 use super::knobs::Knobs;
 use super::ratelimit::RateLimiter;
@@ -18,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) config: SandboxConfig,
     pub(crate) knobs: Knobs,
     pub(crate) clock: Clock,
+    /// Every random draw: error-rate decisions, ULIDs, error report Ids.
+    pub(crate) rng: Arc<Mutex<StdRng>>,
     pub(crate) users: Mutex<UserStore>,
     pub(crate) idempotency: IdempotencyStore,
     pub(crate) rate_limiter: RateLimiter,
@@ -27,16 +33,34 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: SandboxConfig) -> Shared {
+        let rng = match config.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => rand::make_rng(),
+        };
         Shared {
             config,
             knobs: Knobs::default(),
             clock: Clock::default(),
+            rng: Arc::new(Mutex::new(rng)),
             users: Mutex::default(),
             idempotency: IdempotencyStore::default(),
             rate_limiter: RateLimiter::default(),
             request_log: Mutex::default(),
             token_requests: AtomicU64::new(0),
         }
+    }
+
+    /// What the requests of this sandbox are answered with: its clock and generator.
+    pub(crate) fn context(&self) -> Context {
+        Context {
+            clock: self.clock.clone(),
+            rng: Arc::clone(&self.rng),
+        }
+    }
+
+    /// The random generator, even if a panicking request poisoned its lock.
+    pub(crate) fn rng(&self) -> MutexGuard<'_, StdRng> {
+        self.rng.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The user store, even if a panicking request poisoned its lock.
@@ -52,7 +76,7 @@ impl Shared {
         self.request_log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Logs a request as it arrives; its status is filled in by [`Shared::log_status`].
+    /// Logs a request as it arrives; its status is filled in by [`Shared::log_answer`].
     pub(crate) fn log_request(&self, record: RequestRecord) -> u64 {
         let mut log = self.log();
         log.next_seq += 1;
@@ -61,10 +85,12 @@ impl Shared {
         seq
     }
 
-    pub(crate) fn log_status(&self, seq: u64, status: u16) {
+    /// Fills in the status answered (or stored) and the fault that shaped it.
+    pub(crate) fn log_answer(&self, seq: u64, status: u16, fault: Option<&'static str>) {
         let mut log = self.log();
         if let Some((_, record)) = log.entries.iter_mut().rev().find(|(s, _)| *s == seq) {
             record.status = status;
+            record.fault = fault;
         }
     }
 

@@ -7,7 +7,10 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{RequestRecord, RunningSandbox, Sandbox, SandboxConfig};
+use super::{
+    AnswerLoss, LookupFailure, MissingResponse, PutEmptyString, PutNull, RequestRecord,
+    RunningSandbox, Sandbox, SandboxConfig,
+};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -172,6 +175,45 @@ impl Harness {
 /// A plain-HTTP client for the loopback tests.
 fn http_client() -> reqwest::Client {
     reqwest::Client::new()
+}
+
+/// The fault marker of the last request logged.
+fn last_fault(h: &Harness) -> Option<&'static str> {
+    h.sandbox()
+        .request_log()
+        .last()
+        .expect("a request was logged")
+        .fault
+}
+
+/// The last logged request carrying this `Idempotency-Key`.
+fn keyed_record(h: &Harness, key: &str) -> RequestRecord {
+    h.sandbox()
+        .request_log()
+        .into_iter()
+        .rev()
+        .find(|r| r.idempotency_key.as_deref() == Some(key))
+        .unwrap_or_else(|| panic!("no request with key {key}"))
+}
+
+/// Waits until `condition` holds, checking every few milliseconds for at most 5 s.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A request that must fail without any HTTP answer; returns the error.
+async fn no_answer(request: reqwest::RequestBuilder) -> reqwest::Error {
+    match request.send().await {
+        Ok(response) => panic!("expected no answer, got {}", response.status()),
+        Err(err) => {
+            assert!(err.status().is_none(), "{err:?}");
+            err
+        }
+    }
 }
 
 async fn answer(request: reqwest::RequestBuilder) -> Answer {
@@ -1149,6 +1191,8 @@ async fn unknown_routes_answer_501_and_wrong_methods_405() {
 // ---------------------------------------------------------------- idempotency
 
 const KEY: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+const KEY2: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+const KEY3: &str = "16fd2706-8baf-433b-82eb-8c7fada847da";
 
 #[tokio::test]
 async fn a_reused_key_is_409_and_creates_nothing() {
@@ -1362,41 +1406,67 @@ async fn a_caller_still_waiting_can_read_its_answer_and_retries_get_409() {
 }
 
 #[tokio::test]
-async fn error_rate_one_fails_everything_without_creating_or_burning_keys() {
+async fn error_rate_one_fails_everything_creates_nothing_and_burns_keyed_posts_keys() {
     let h = start().await;
     h.sandbox().knobs().set_error_rate(1.0);
-    for _ in 0..3 {
-        h.post_keyed("/users/natural", &natural_owner(), KEY)
+    let keys = [KEY, KEY2, KEY3];
+    for key in keys {
+        h.post_keyed("/users/natural", &natural_owner(), key)
             .await
             .error(500, "internal_server_error");
+        assert_eq!(last_fault(&h), Some("failed_before_work"));
     }
+    // The key is taken: the retry is refused before any failure is drawn.
+    h.post_keyed("/users/natural", &natural_owner(), KEY)
+        .await
+        .error(409, "idempotent_creation_conflict");
+    assert_eq!(last_fault(&h), None);
+    h.post("/users/natural", &natural_owner())
+        .await
+        .error(500, "internal_server_error");
+    h.get("/users").await.error(500, "internal_server_error");
     h.token_call("sandbox-client", "sandbox-api-key")
         .await
         .error(500, "internal_server_error");
     assert_eq!(h.sandbox().user_count(), 0);
+
     h.sandbox().knobs().set_error_rate(0.0);
-    assert_eq!(
-        h.post_keyed("/users/natural", &natural_owner(), KEY)
+    for key in keys {
+        let replay = h.get(&format!("/responses/{key}")).await;
+        assert_eq!(replay.body["StatusCode"], "500", "{key}");
+        assert_eq!(replay.body["Resource"]["Type"], "internal_server_error");
+        h.post_keyed("/users/natural", &natural_owner(), key)
             .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(h.sandbox().user_count(), 1);
+            .error(409, "idempotent_creation_conflict");
+    }
+    assert_eq!(h.sandbox().user_count(), 0);
 }
 
 #[tokio::test]
 async fn fail_next_fails_exactly_n_requests() {
     let h = start().await;
-    h.sandbox().knobs().fail_next(2);
+    h.sandbox().knobs().fail_next(3);
     // Injected before authentication: even an unauthenticated call gets the 500.
     answer(h.http.get(h.api("/users")))
         .await
         .error(500, "internal_server_error");
+    // A keyed POST that never reaches a key reservation gets it the same way.
+    answer(
+        h.http
+            .post(h.api("/users/natural"))
+            .header("Idempotency-Key", KEY)
+            .json(&natural_owner()),
+    )
+    .await
+    .error(500, "internal_server_error");
     h.post_keyed("/users/natural", &natural_owner(), KEY)
         .await
         .error(500, "internal_server_error");
+    h.post_keyed("/users/natural", &natural_owner(), KEY)
+        .await
+        .error(409, "idempotent_creation_conflict");
     assert_eq!(
-        h.post_keyed("/users/natural", &natural_owner(), KEY)
+        h.post_keyed("/users/natural", &natural_owner(), KEY2)
             .await
             .status,
         StatusCode::OK
@@ -1491,6 +1561,7 @@ async fn the_request_log_keeps_every_request_in_order() {
         status,
         idempotency_key: key.map(str::to_owned),
         tenant_id: None,
+        fault: None,
     };
     assert_eq!(
         h.sandbox().request_log(),
@@ -1531,13 +1602,23 @@ fn config_debug_hides_the_api_key() {
 }
 
 #[test]
-fn ids_are_sortable_ulids() {
+fn ids_are_sortable_ulids_of_the_sandbox_clock() {
+    use rand::SeedableRng as _;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let clock = super::Clock::default();
-    let first = super::ids::user_id(clock.now());
+    clock.advance(DAY);
+    let at = clock.now();
+    let first = super::ids::user_id(at, &mut rng);
     clock.advance(Duration::from_millis(5));
-    let second = super::ids::user_id(clock.now());
+    let second = super::ids::user_id(clock.now(), &mut rng);
     assert!(is_ulid_user_id(&first) && is_ulid_user_id(&second));
     assert!(first < second);
+    let ulid = ulid::Ulid::from_string(first.trim_start_matches("user_m_")).unwrap();
+    assert_eq!(
+        i64::try_from(ulid.timestamp_ms()).unwrap(),
+        at.timestamp_millis()
+    );
+    assert_ne!(ulid.random(), 0);
 }
 
 #[tokio::test]
@@ -1606,5 +1687,696 @@ async fn blocked_countries_are_refused_with_the_field_named() {
     assert_eq!(
         h.post("/users/natural", &blocked).await.status,
         StatusCode::OK
+    );
+}
+
+// ---------------------------------------------------------------- fault model
+
+#[tokio::test]
+async fn a_failure_before_the_work_is_stored_against_the_key() {
+    let h = start().await;
+    h.sandbox().knobs().fail_next(1);
+    let failed = h.post_keyed("/users/natural", &natural_owner(), KEY).await;
+    failed.error(500, "internal_server_error");
+    let record = keyed_record(&h, KEY);
+    assert_eq!(
+        (record.status, record.fault),
+        (500, Some("failed_before_work"))
+    );
+    assert!(failed.header("x-ratelimit").starts_with("2, "));
+
+    let replay = h.get(&format!("/responses/{KEY}")).await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert_eq!(replay.body["StatusCode"], "500");
+    assert_eq!(replay.body["Resource"], failed.body);
+    assert_eq!(last_fault(&h), None);
+    h.post_keyed("/users/natural", &natural_owner(), KEY)
+        .await
+        .error(409, "idempotent_creation_conflict");
+    assert_eq!(h.sandbox().user_count(), 0);
+
+    // Without a key: a plain 500, nothing stored, nothing created.
+    h.sandbox().knobs().fail_next(1);
+    h.post("/users/natural", &natural_owner())
+        .await
+        .error(500, "internal_server_error");
+    assert_eq!(last_fault(&h), Some("failed_before_work"));
+    assert_eq!(h.sandbox().user_count(), 0);
+}
+
+#[tokio::test]
+async fn error_rate_draws_follow_the_seed() {
+    async fn statuses(seed: Option<u64>) -> (Vec<u16>, Vec<String>) {
+        let h = start_with(SandboxConfig {
+            seed,
+            ..SandboxConfig::default()
+        })
+        .await;
+        let mut random_parts = Vec::new();
+        for _ in 0..2 {
+            let id = h.create("natural", &natural_payer()).await["Id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            // The last 16 characters of the ULID are its 80 random bits.
+            random_parts.push(id[id.len() - 16..].to_owned());
+        }
+        h.sandbox().knobs().set_error_rate(0.5);
+        let mut statuses = Vec::new();
+        for _ in 0..40 {
+            statuses.push(h.get("/users").await.status.as_u16());
+        }
+        (statuses, random_parts)
+    }
+    let (first, first_ids) = statuses(Some(7)).await;
+    let (again, again_ids) = statuses(Some(7)).await;
+    let (other, other_ids) = statuses(Some(8)).await;
+    let (_, unseeded_ids) = statuses(None).await;
+    assert_eq!(first, again);
+    assert_eq!(first_ids, again_ids);
+    assert!(first.contains(&500) && first.contains(&200), "{first:?}");
+    assert_ne!(first, other);
+    assert_ne!(first_ids, other_ids);
+    assert_ne!(first_ids, unseeded_ids);
+}
+
+#[tokio::test]
+async fn a_429_leaves_the_key_free_unless_rate_limited_keys_are_blocked() {
+    let h = start().await;
+    // start() took a token: one more call fills a window of 2.
+    h.sandbox().knobs().set_rate_limit(Some(2));
+    assert_eq!(h.get("/users").await.status, StatusCode::OK);
+    h.post_keyed("/users/natural", &natural_owner(), KEY)
+        .await
+        .error(429, "rate_limit");
+    assert_eq!(last_fault(&h), Some("rate_limited"));
+    assert!(
+        !h.sandbox()
+            .shared()
+            .idempotency
+            .is_reserved("sandbox-client", KEY)
+    );
+
+    h.sandbox().knobs().set_rate_limited_keys_blocked(true);
+    let limited = h.post_keyed("/users/natural", &natural_owner(), KEY).await;
+    limited.error(429, "rate_limit");
+    assert_eq!(
+        (keyed_record(&h, KEY).status, last_fault(&h)),
+        (429, Some("rate_limited"))
+    );
+    // Unauthenticated: refused before any reservation, a plain 429.
+    answer(
+        h.http
+            .post(h.api("/users/natural"))
+            .header("Idempotency-Key", KEY2)
+            .json(&natural_owner()),
+    )
+    .await
+    .error(429, "rate_limit");
+    h.sandbox().knobs().set_rate_limit(None);
+    let replay = h.get(&format!("/responses/{KEY}")).await;
+    assert_eq!(replay.body["StatusCode"], "429");
+    assert_eq!(replay.body["Resource"], limited.body);
+    h.post_keyed("/users/natural", &natural_owner(), KEY)
+        .await
+        .error(409, "idempotent_creation_conflict");
+    h.get(&format!("/responses/{KEY2}"))
+        .await
+        .error(400, "correlationid_not_found");
+    assert_eq!(h.sandbox().user_count(), 0);
+}
+
+#[tokio::test]
+async fn a_failure_after_the_work_hides_the_created_user() {
+    let h = start().await;
+    h.sandbox().knobs().fail_next_after_work(1);
+    let tag = "order-4711";
+    let body = with(natural_owner(), json!({"Tag": tag}));
+    let failed = h.post_keyed("/users/natural", &body, KEY).await;
+    failed.error(500, "internal_server_error");
+    let record = keyed_record(&h, KEY);
+    assert_eq!(
+        (record.status, record.fault),
+        (500, Some("failed_after_work"))
+    );
+    assert_eq!(h.sandbox().user_count(), 1, "the work was done");
+
+    let replay = h.get(&format!("/responses/{KEY}")).await;
+    assert_eq!(replay.body["StatusCode"], "500");
+    assert_eq!(replay.body["Resource"], failed.body);
+    assert!(!replay.body.to_string().contains("user_m_"));
+    h.post_keyed("/users/natural", &body, KEY)
+        .await
+        .error(409, "idempotent_creation_conflict");
+
+    let listed = h.get("/users").await;
+    let found: Vec<&Value> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["Tag"] == tag)
+        .collect();
+    assert_eq!(found.len(), 1);
+    assert_eq!(h.sandbox().users()[0]["Id"], found[0]["Id"]);
+
+    // On an update: the change is made, the answer is a 500, once.
+    h.sandbox().knobs().fail_next_after_work(1);
+    let id = found[0]["Id"].as_str().unwrap();
+    h.put(
+        &format!("/users/natural/{id}"),
+        &json!({"FirstName": "Sam"}),
+    )
+    .await
+    .error(500, "internal_server_error");
+    assert_eq!(h.sandbox().user(id).unwrap()["FirstName"], "Sam");
+    assert_eq!(
+        h.put(&format!("/users/natural/{id}"), &json!({"LastName": "Doe"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_closed_connection_loses_the_answer_but_stores_it() {
+    let h = start().await;
+    h.sandbox().knobs().drop_next_answers(1, AnswerLoss::Close);
+    let err = no_answer(
+        h.http
+            .post(h.api("/users/natural"))
+            .bearer_auth(&h.token)
+            .header("Idempotency-Key", KEY)
+            .json(&natural_owner()),
+    )
+    .await;
+    assert!(!err.is_timeout(), "{err:?}");
+    let record = keyed_record(&h, KEY);
+    assert_eq!((record.status, record.fault), (200, Some("answer_dropped")));
+    assert_eq!(h.sandbox().user_count(), 1);
+
+    let replay = h.get(&format!("/responses/{KEY}")).await;
+    assert_eq!(replay.body["StatusCode"], "200");
+    assert_eq!(replay.body["Resource"], h.sandbox().users()[0]);
+    h.post_keyed("/users/natural", &natural_owner(), KEY)
+        .await
+        .error(409, "idempotent_creation_conflict");
+}
+
+#[tokio::test]
+async fn a_closed_connection_sends_not_a_single_byte() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let h = start().await;
+    h.sandbox().knobs().drop_next_answers(1, AnswerLoss::Close);
+    let body = natural_payer().to_string();
+    let request = format!(
+        "POST /v2.01/sandbox-client/users/natural HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        h.running.local_addr(),
+        h.token,
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(h.running.local_addr())
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
+        .await
+        .expect("the sandbox closes the connection");
+    assert!(
+        read.is_err() || received.is_empty(),
+        "received {:?}",
+        String::from_utf8_lossy(&received)
+    );
+    assert_eq!(h.sandbox().user_count(), 1);
+    assert_eq!(last_fault(&h), Some("answer_dropped"));
+}
+
+#[tokio::test]
+async fn a_withheld_answer_keeps_the_client_waiting_until_it_gives_up() {
+    let h = start().await;
+    h.sandbox().knobs().drop_next_answers(1, AnswerLoss::Hang);
+    let err = no_answer(
+        h.http
+            .post(h.api("/users/natural"))
+            .bearer_auth(&h.token)
+            .header("Idempotency-Key", KEY)
+            .timeout(Duration::from_millis(300))
+            .json(&natural_owner()),
+    )
+    .await;
+    assert!(err.is_timeout(), "{err:?}");
+    let record = keyed_record(&h, KEY);
+    assert_eq!(
+        (record.status, record.fault),
+        (200, Some("answer_withheld"))
+    );
+    assert_eq!(h.sandbox().user_count(), 1);
+    let replay = h.get(&format!("/responses/{KEY}")).await;
+    assert_eq!(replay.body["StatusCode"], "200");
+    assert_eq!(replay.body["Resource"], h.sandbox().users()[0]);
+    assert_eq!(h.get("/users").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_withheld_answer_ends_when_the_server_shuts_down() {
+    let h = start().await;
+    h.sandbox().knobs().drop_next_answers(1, AnswerLoss::Hang);
+    let pending = tokio::spawn(no_answer(
+        h.http
+            .post(h.api("/users/natural"))
+            .bearer_auth(&h.token)
+            .json(&natural_owner()),
+    ));
+    let sandbox = h.sandbox().clone();
+    eventually("the answer is withheld", || {
+        sandbox
+            .request_log()
+            .iter()
+            .any(|r| r.fault == Some("answer_withheld"))
+    })
+    .await;
+    assert!(!pending.is_finished());
+    let started = Instant::now();
+    h.running.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = pending.await.unwrap();
+    assert!(!err.is_timeout(), "{err:?}");
+    assert_eq!(sandbox.user_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_withheld_answer_is_dropped_after_ten_minutes() {
+    let h = start().await;
+    h.sandbox().knobs().drop_next_answers(1, AnswerLoss::Hang);
+    let started = tokio::time::Instant::now();
+    let err = no_answer(h.http.get(h.api("/users")).bearer_auth(&h.token)).await;
+    assert!(!err.is_timeout(), "{err:?}");
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_secs(600)..Duration::from_secs(660)).contains(&waited),
+        "{waited:?}"
+    );
+    assert_eq!(last_fault(&h), Some("answer_withheld"));
+}
+
+#[tokio::test]
+async fn a_router_served_elsewhere_still_loses_a_dropped_answer() {
+    let sandbox = Sandbox::new(SandboxConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(axum::serve(listener, sandbox.router()).into_future());
+    sandbox.knobs().drop_next_answers(1, AnswerLoss::Close);
+    let err = no_answer(
+        http_client()
+            .post(format!("{base}/v2.01/oauth/token"))
+            .basic_auth("sandbox-client", Some("sandbox-api-key")),
+    )
+    .await;
+    assert!(!err.is_timeout(), "{err:?}");
+    let record = sandbox.request_log()[0].clone();
+    assert_eq!((record.status, record.fault), (200, Some("answer_dropped")));
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_slow_handler_holds_the_key_without_an_answer_to_read() {
+    let h = start().await;
+    h.sandbox()
+        .knobs()
+        .set_handler_delay(Duration::from_millis(800));
+    let first = tokio::spawn(answer(
+        h.http
+            .post(h.api("/users/natural"))
+            .bearer_auth(&h.token)
+            .header("Idempotency-Key", KEY)
+            .json(&natural_owner()),
+    ));
+    let shared = h.sandbox().shared().clone();
+    eventually("the key is reserved", || {
+        shared.idempotency.is_reserved("sandbox-client", KEY)
+    })
+    .await;
+    h.post_keyed("/users/natural", &natural_payer(), KEY)
+        .await
+        .error(409, "idempotent_creation_conflict");
+    let missing = h.get(&format!("/responses/{KEY}")).await;
+    missing.error(400, "correlationid_not_found");
+    assert_eq!(
+        missing.body["errors"]["IdempotencyKey"],
+        format!("No response was found for the idempotency key {KEY}")
+    );
+    h.sandbox()
+        .knobs()
+        .set_missing_response(MissingResponse::RessourceNotFound);
+    let missing = h.get(&format!("/responses/{KEY}")).await;
+    missing.error(404, "ressource_not_found");
+    assert!(
+        !first.is_finished(),
+        "lookups and conflicts are not delayed"
+    );
+    assert_eq!(h.sandbox().user_count(), 0);
+
+    let first = first.await.unwrap();
+    assert_eq!(first.status, StatusCode::OK);
+    let replay = h.get(&format!("/responses/{KEY}")).await;
+    assert_eq!(replay.body["Resource"], first.body);
+    assert_eq!(h.sandbox().user_count(), 1);
+}
+
+#[tokio::test]
+async fn work_goes_on_when_the_client_gives_up() {
+    let h = start().await;
+    h.sandbox()
+        .knobs()
+        .set_handler_delay(Duration::from_millis(300));
+    let err = no_answer(
+        h.http
+            .post(h.api("/users/natural"))
+            .bearer_auth(&h.token)
+            .header("Idempotency-Key", KEY)
+            .timeout(Duration::from_millis(50))
+            .json(&natural_owner()),
+    )
+    .await;
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(h.sandbox().user_count(), 0, "still waiting for the handler");
+    let shared = h.sandbox().shared().clone();
+    eventually("the answer is stored", || {
+        shared.idempotency.has_answer("sandbox-client", KEY)
+    })
+    .await;
+    assert_eq!(h.sandbox().user_count(), 1);
+    let replay = h.get(&format!("/responses/{KEY}")).await;
+    assert_eq!(replay.body["StatusCode"], "200");
+    assert_eq!(replay.body["Resource"], h.sandbox().users()[0]);
+}
+
+#[tokio::test]
+async fn missing_responses_answer_as_the_knob_says() {
+    let h = start().await;
+    let unknown = "ffffffff-ffff-4fff-bfff-ffffffffffff";
+    h.get(&format!("/responses/{unknown}"))
+        .await
+        .error(400, "correlationid_not_found");
+    h.sandbox()
+        .knobs()
+        .set_missing_response(MissingResponse::RessourceNotFound);
+    let missing = h.get(&format!("/responses/{unknown}")).await;
+    let errors = missing.error(404, "ressource_not_found");
+    assert_eq!(
+        errors["RessourceNotFound"],
+        format!("Cannot found the ressource Response with the id={unknown}")
+    );
+    assert_eq!(last_fault(&h), None);
+    h.sandbox()
+        .knobs()
+        .set_missing_response(MissingResponse::CorrelationIdNotFound);
+    h.get(&format!("/responses/{unknown}"))
+        .await
+        .error(400, "correlationid_not_found");
+}
+
+#[tokio::test]
+async fn lookups_fail_as_asked_even_when_an_answer_is_stored() {
+    let h = start().await;
+    let created = h.post_keyed("/users/natural", &natural_owner(), KEY).await;
+    assert_eq!(created.status, StatusCode::OK);
+    let path = format!("/responses/{KEY}");
+    for (status, kind) in [
+        (404, "ressource_not_found"),
+        (403, "forbidden_ressource"),
+        (400, "param_error"),
+        (500, "internal_server_error"),
+        (502, "internal_server_error"),
+        (503, "service_unavailable"),
+        (418, "bad_request"),
+        (200, "internal_server_error"),
+    ] {
+        h.sandbox()
+            .knobs()
+            .fail_response_lookups(1, LookupFailure::Status(status));
+        let failed = h.get(&path).await;
+        let expected = if status == 200 { 500 } else { status };
+        failed.error(expected, kind);
+        assert_eq!(last_fault(&h), Some("lookup_failed"));
+        assert_eq!(h.sandbox().request_log().last().unwrap().status, expected);
+    }
+    h.sandbox()
+        .knobs()
+        .fail_response_lookups(2, LookupFailure::Status(404));
+    h.get(&path).await.error(404, "ressource_not_found");
+    h.get(&path).await.error(404, "ressource_not_found");
+    let replay = h.get(&path).await;
+    assert_eq!(replay.body["Resource"], created.body);
+    assert_eq!(last_fault(&h), None);
+}
+
+#[tokio::test]
+async fn a_hanging_lookup_withholds_the_replay() {
+    let h = start().await;
+    let created = h.post_keyed("/users/natural", &natural_owner(), KEY).await;
+    h.sandbox()
+        .knobs()
+        .fail_response_lookups(1, LookupFailure::Hang);
+    let err = no_answer(
+        h.http
+            .get(h.api(&format!("/responses/{KEY}")))
+            .bearer_auth(&h.token)
+            .timeout(Duration::from_millis(200)),
+    )
+    .await;
+    assert!(err.is_timeout(), "{err:?}");
+    let record = h.sandbox().request_log().last().cloned().unwrap();
+    assert_eq!((record.status, record.fault), (200, Some("lookup_failed")));
+    let replay = h.get(&format!("/responses/{KEY}")).await;
+    assert_eq!(replay.body["Resource"], created.body);
+}
+
+#[tokio::test]
+async fn lists_lag_behind_views() {
+    let h = start().await;
+    h.sandbox().knobs().set_list_lag(Duration::from_secs(60));
+    let user = h.create("natural", &natural_owner()).await;
+    let id = user["Id"].as_str().unwrap();
+    let listed = h.get("/users").await;
+    assert_eq!(listed.body, json!([]));
+    assert_eq!(listed.header("x-number-of-items"), "0");
+    assert_eq!(h.get(&format!("/users/{id}")).await.body, user);
+    assert_eq!(h.sandbox().user_count(), 1);
+
+    h.sandbox().clock().advance(Duration::from_secs(59));
+    assert_eq!(h.get("/users").await.body, json!([]));
+    h.sandbox().clock().advance(Duration::from_secs(1));
+    let listed = h.get("/users").await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    assert_eq!(listed.body[0]["Id"], id);
+
+    let second = h.create("natural", &natural_payer()).await;
+    assert_eq!(h.get("/users").await.header("x-number-of-items"), "1");
+    h.sandbox().knobs().set_list_lag(Duration::ZERO);
+    let listed = h.get("/users").await;
+    assert_eq!(listed.header("x-number-of-items"), "2");
+    assert_eq!(listed.body[1]["Id"], second["Id"]);
+}
+
+#[tokio::test]
+async fn an_outage_answers_503_before_anything_else() {
+    let h = start().await;
+    h.sandbox().knobs().set_unavailable(true);
+    assert!(h.sandbox().knobs().is_unavailable());
+    let token = h.token_call("sandbox-client", "sandbox-api-key").await;
+    token.error(503, "service_unavailable");
+    assert!(token.headers.get("x-ratelimit").is_none());
+    assert_eq!(last_fault(&h), Some("unavailable"));
+    answer(h.http.get(h.api("/users")))
+        .await
+        .error(503, "service_unavailable");
+    h.post_keyed("/users/natural", &natural_owner(), KEY)
+        .await
+        .error(503, "service_unavailable");
+    let record = keyed_record(&h, KEY);
+    assert_eq!((record.status, record.fault), (503, Some("unavailable")));
+
+    h.sandbox().knobs().set_unavailable(false);
+    let created = h.post_keyed("/users/natural", &natural_owner(), KEY).await;
+    assert_eq!(created.status, StatusCode::OK, "the key was not used up");
+    // Neither the 503s nor anything else but start()'s token and this POST counted.
+    assert_eq!(created.header("x-ratelimit"), "2, 2, 2, 2");
+    assert_eq!(h.sandbox().user_count(), 1);
+}
+
+#[tokio::test]
+async fn an_outage_for_a_while_ends_by_itself() {
+    let h = start().await;
+    h.sandbox()
+        .knobs()
+        .unavailable_for(Duration::from_millis(150));
+    h.get("/users").await.error(503, "service_unavailable");
+    let knobs = h.sandbox().clone();
+    eventually("the outage ends", || !knobs.knobs().is_unavailable()).await;
+    assert_eq!(h.get("/users").await.status, StatusCode::OK);
+    assert_eq!(last_fault(&h), None);
+}
+
+#[tokio::test]
+async fn redirects_are_answered_before_anything_else() {
+    let h = start().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location = "https://api.sandbox.mangopay.com/v2.01/sandbox-client/users/natural";
+    h.sandbox().knobs().redirect_next(2, location);
+    let redirected = answer(
+        http.post(h.api("/users/natural"))
+            .bearer_auth(&h.token)
+            .header("Idempotency-Key", KEY)
+            .json(&natural_owner()),
+    )
+    .await;
+    assert_eq!(redirected.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(redirected.header("location"), location);
+    assert_eq!(redirected.body, Value::Null);
+    let record = keyed_record(&h, KEY);
+    assert_eq!((record.status, record.fault), (307, Some("redirected")));
+    let token = answer(http.post(h.url("/v2.01/oauth/token"))).await;
+    assert_eq!(token.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(h.sandbox().user_count(), 0);
+
+    let created = h.post_keyed("/users/natural", &natural_owner(), KEY).await;
+    assert_eq!(created.status, StatusCode::OK, "the key was not used up");
+    assert_eq!(created.header("x-ratelimit"), "2, 2, 2, 2");
+    assert_eq!(last_fault(&h), None);
+}
+
+#[tokio::test]
+async fn put_null_keeps_or_clears_optional_fields() {
+    let h = start().await;
+    let body = with(
+        natural_owner(),
+        json!({"Occupation": "Baker", "IncomeRange": 3}),
+    );
+    let user = h.create("natural", &body).await;
+    let path = format!("/users/natural/{}", user["Id"].as_str().unwrap());
+    let nulls = json!({"Occupation": null, "IncomeRange": null, "Tag": null,
+                       "Address": {"AddressLine1": "1 rue Neuve", "AddressLine2": null, "Region": null,
+                                   "City": "Paris", "PostalCode": "75001", "Country": "FR"}});
+
+    let kept = h.put(&path, &nulls).await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    assert_eq!(kept.body["Occupation"], "Baker");
+    assert_eq!(kept.body["IncomeRange"], 3);
+    assert_eq!(kept.body["Tag"], user["Tag"]);
+    assert_eq!(kept.body["Address"]["AddressLine1"], "1 rue Neuve");
+    assert_eq!(kept.body["Address"]["AddressLine2"], "Appartement 7");
+    assert_eq!(kept.body["Address"]["Region"], "Île-de-France");
+
+    h.sandbox().knobs().set_put_null(PutNull::Clear);
+    let cleared = h.put(&path, &nulls).await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
+    for key in ["Occupation", "IncomeRange", "Tag"] {
+        assert!(cleared.body[key].is_null(), "{key}: {}", cleared.body);
+    }
+    assert!(cleared.body["Address"]["AddressLine2"].is_null());
+    assert!(cleared.body["Address"]["Region"].is_null());
+    let no_address = h.put(&path, &json!({"Address": null})).await;
+    assert!(
+        no_address.body["Address"]["City"].is_null(),
+        "{}",
+        no_address.body
+    );
+
+    let required = h
+        .put(&path, &json!({"FirstName": null, "Nationality": null}))
+        .await;
+    assert_eq!(
+        required.param_error_keys(),
+        sorted(&["FirstName", "Nationality"])
+    );
+    assert_eq!(
+        required.body["errors"]["FirstName"],
+        "The FirstName field is required."
+    );
+    h.put(&path, &json!({"TermsAndConditionsAccepted": null}))
+        .await
+        .error(400, "invalid_action");
+    assert_eq!(
+        h.sandbox().user(user["Id"].as_str().unwrap()).unwrap()["FirstName"],
+        "Alex"
+    );
+}
+
+#[tokio::test]
+async fn put_empty_strings_clear_keep_or_are_rejected() {
+    let h = start().await;
+    let legal = h.create("legal", &legal_owner()).await;
+    let id = legal["Id"].as_str().unwrap();
+    let path = format!("/users/legal/{id}");
+    let mut headquarters = legal_owner()["HeadquartersAddress"].clone();
+    headquarters["Region"] = json!("");
+    let empties =
+        json!({"Tag": "", "LegalRepresentativeEmail": "", "HeadquartersAddress": headquarters});
+
+    h.sandbox()
+        .knobs()
+        .set_put_empty_string(PutEmptyString::Reject);
+    let rejected = h.put(&path, &empties).await;
+    assert_eq!(
+        rejected.param_error_keys(),
+        sorted(&[
+            "HeadquartersAddress.Region",
+            "LegalRepresentativeEmail",
+            "Tag"
+        ])
+    );
+    assert_eq!(
+        rejected.body["errors"]["Tag"],
+        "The field Tag cannot be an empty string."
+    );
+    assert_eq!(h.sandbox().user(id).unwrap(), legal);
+
+    h.sandbox()
+        .knobs()
+        .set_put_empty_string(PutEmptyString::Keep);
+    let kept = h.put(&path, &empties).await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    assert_eq!(kept.body["Tag"], legal["Tag"]);
+    assert_eq!(
+        kept.body["LegalRepresentativeEmail"],
+        legal["LegalRepresentativeEmail"]
+    );
+    assert_eq!(
+        kept.body["HeadquartersAddress"],
+        legal["HeadquartersAddress"]
+    );
+    assert_eq!(
+        h.put(&path, &json!({"Name": ""})).await.body["Name"],
+        "Best Business"
+    );
+
+    h.sandbox()
+        .knobs()
+        .set_put_empty_string(PutEmptyString::Clear);
+    let cleared = h.put(&path, &empties).await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
+    assert!(cleared.body["Tag"].is_null());
+    assert!(cleared.body["LegalRepresentativeEmail"].is_null());
+    assert!(cleared.body["HeadquartersAddress"]["Region"].is_null());
+    assert_eq!(cleared.body["HeadquartersAddress"]["City"], "Paris");
+    let required = h
+        .put(
+            &path,
+            &json!({"CompanyNumber": "", "LegalRepresentativeFirstName": ""}),
+        )
+        .await;
+    assert_eq!(
+        required.param_error_keys(),
+        sorted(&["CompanyNumber", "LegalRepresentativeFirstName"])
     );
 }

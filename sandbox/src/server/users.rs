@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::Sandbox;
 use super::error::{ApiError, FieldErrors, json_response};
 use super::ids;
+use super::knobs::{PutEmptyString, PutNull};
 use super::validation::{Address, Fields};
 
 /// `PersonType` of a user.
@@ -83,6 +84,8 @@ pub(crate) enum UserData {
 pub(crate) struct UserRecord {
     pub(crate) id: String,
     creation_date: i64,
+    /// The creation instant in milliseconds of the sandbox clock (for the list lag).
+    created_at_ms: i64,
     /// When `TermsAndConditionsAccepted` was first set to true.
     terms_accepted_at: Option<i64>,
     data: UserData,
@@ -284,7 +287,8 @@ fn check_category_and_terms(
         );
     }
     fields.finish().map_err(ApiError::param_errors)?;
-    if previous.is_some_and(|p| p.terms_accepted) && terms == Some(false) {
+    // Clearing the acceptance (`null` or `""`, see the update knobs) revokes it as well.
+    if previous.is_some_and(|p| p.terms_accepted) && terms != Some(true) {
         return Err(ApiError::terms_revoked());
     }
     if category == Some("OWNER") && terms != Some(true) {
@@ -452,9 +456,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 
 fn create(sandbox: &Sandbox, data: UserData, terms: bool) -> Response {
     let now = sandbox.clock().now();
+    let id = ids::user_id(now, &mut *sandbox.shared().rng());
     let record = UserRecord {
-        id: ids::user_id(now),
+        id,
         creation_date: now.timestamp(),
+        created_at_ms: now.timestamp_millis(),
         terms_accepted_at: terms.then(|| now.timestamp()),
         data,
     };
@@ -493,19 +499,88 @@ pub(crate) async fn users_legal_create(
     Ok(create(&sandbox, UserData::Legal(Box::new(fields)), terms))
 }
 
-/// The stored writable fields with the body's non-null keys laid over them:
-/// keys present replace, absent (or `null`) keys keep their value, read-only
-/// and unknown keys are ignored.
-fn merge_update<T: Serialize>(stored: &T, body: Map<String, Value>) -> Map<String, Value> {
+/// How an update reads `null` and `""` (see [`crate::Knobs::set_put_null`] and
+/// [`crate::Knobs::set_put_empty_string`]).
+#[derive(Debug, Clone, Copy)]
+struct UpdateRules {
+    null: PutNull,
+    empty: PutEmptyString,
+}
+
+impl UpdateRules {
+    /// What an incoming `value` for the field `name` becomes: `None` keeps the stored value.
+    /// A refused `""` is recorded in `refused`.
+    fn incoming(self, name: &str, value: Value, refused: &mut FieldErrors) -> Option<Value> {
+        match value {
+            Value::Null => match self.null {
+                PutNull::Keep => None,
+                PutNull::Clear => Some(Value::Null),
+            },
+            Value::String(text) if text.is_empty() => match self.empty {
+                PutEmptyString::Clear => Some(Value::String(text)),
+                PutEmptyString::Keep => None,
+                PutEmptyString::Reject => {
+                    refused.insert(
+                        name.to_owned(),
+                        format!("The field {name} cannot be an empty string."),
+                    );
+                    None
+                }
+            },
+            value => Some(value),
+        }
+    }
+}
+
+/// The stored writable fields with the body laid over them: keys present replace,
+/// absent keys keep their value, `null` and `""` follow `rules`, read-only and unknown
+/// keys are ignored. An address object replaces the stored one as a whole (its absent
+/// parts are cleared), its `null` and `""` parts following `rules` against the stored
+/// parts.
+fn merge_update<T: Serialize>(
+    stored: &T,
+    body: Map<String, Value>,
+    rules: UpdateRules,
+) -> Result<Map<String, Value>, ApiError> {
     let Ok(Value::Object(mut merged)) = serde_json::to_value(stored) else {
         unreachable!("user fields serialize to an object");
     };
+    let mut refused = FieldErrors::new();
     for (key, value) in body {
-        if !value.is_null() && merged.contains_key(&key) {
-            merged.insert(key, value);
-        }
+        let Some(current) = merged.get(&key) else {
+            continue;
+        };
+        let value = match (value, current) {
+            (Value::Object(parts), Value::Object(stored_parts)) => {
+                let mut address = Map::new();
+                for (part, value) in parts {
+                    let name = format!("{key}.{part}");
+                    let kept = stored_parts.get(&part).cloned();
+                    match rules.incoming(&name, value, &mut refused) {
+                        Some(value) => {
+                            address.insert(part, value);
+                        }
+                        None => {
+                            if let Some(kept) = kept {
+                                address.insert(part, kept);
+                            }
+                        }
+                    }
+                }
+                Value::Object(address)
+            }
+            (value, _) => match rules.incoming(&key, value, &mut refused) {
+                Some(value) => value,
+                None => continue,
+            },
+        };
+        merged.insert(key, value);
     }
-    merged
+    if refused.is_empty() {
+        Ok(merged)
+    } else {
+        Err(ApiError::param_errors(refused))
+    }
 }
 
 fn update(
@@ -525,15 +600,19 @@ fn update(
         owner: category == "OWNER",
         terms_accepted,
     });
+    let rules = UpdateRules {
+        null: sandbox.knobs().put_null(),
+        empty: sandbox.knobs().put_empty_string(),
+    };
     let data = match &record.data {
         UserData::Natural(stored) => UserData::Natural(Box::new(validate_natural(
-            &merge_update(stored.as_ref(), body),
+            &merge_update(stored.as_ref(), body, rules)?,
             now.timestamp(),
             sandbox.knobs().blocked_countries(),
             previous,
         )?)),
         UserData::Legal(stored) => UserData::Legal(Box::new(validate_legal(
-            &merge_update(stored.as_ref(), body),
+            &merge_update(stored.as_ref(), body, rules)?,
             now.timestamp(),
             sandbox.knobs().blocked_countries(),
             previous,
@@ -546,7 +625,8 @@ fn update(
     Ok(record.to_response())
 }
 
-/// `PUT /v2.01/{ClientId}/users/natural/{UserId}`: a partial update.
+/// `PUT /v2.01/{ClientId}/users/natural/{UserId}`: a partial update (see
+/// [`merge_update`]).
 pub(crate) async fn users_natural_update(
     State(sandbox): State<Sandbox>,
     Path((_client_id, user_id)): Path<(String, String)>,
@@ -691,15 +771,22 @@ pub(crate) fn pagination_headers(
     }
 }
 
-/// `GET /v2.01/{ClientId}/users`: summaries, paginated, optionally sorted.
+/// `GET /v2.01/{ClientId}/users`: summaries, paginated, optionally sorted, without
+/// the users created within the list lag ([`crate::Knobs::set_list_lag`]).
 pub(crate) async fn users_list(
     State(sandbox): State<Sandbox>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let query = ListQuery::from_uri(&uri)?;
+    let lag_ms = i64::try_from(sandbox.knobs().list_lag().as_millis()).unwrap_or(i64::MAX);
+    let now_ms = sandbox.clock().now().timestamp_millis();
     let users = sandbox.shared().users();
-    let mut all: Vec<&UserRecord> = users.all().iter().collect();
+    let mut all: Vec<&UserRecord> = users
+        .all()
+        .iter()
+        .filter(|r| now_ms.saturating_sub(r.created_at_ms) >= lag_ms)
+        .collect();
     // Creation order breaks ties between users created within the same second.
     all.sort_by_key(|r| r.creation_date);
     if query.descending == Some(true) {
