@@ -155,6 +155,7 @@ pub struct ClientConfig {
     api_key: SecretString,
     base_url: Url,
     debug: bool,
+    debug_personal_data: bool,
     uk_tenant: bool,
     timeout: Duration,
 }
@@ -170,14 +171,15 @@ impl ClientConfig {
             api_key: SecretString::from(api_key.into()),
             base_url: DEFAULT_BASE_URL.to_owned(),
             debug: false,
+            debug_personal_data: false,
             uk_tenant: false,
             timeout: DEFAULT_TIMEOUT,
         }
     }
 
     /// Reads `MANGOPAY_CLIENT_ID`, `MANGOPAY_API_KEY` (or `MANGOPAY_PASSPHRASE`, the name
-    /// django-mangopay used), `MANGOPAY_BASE_URL`, `MANGOPAY_DEBUG`, `MANGOPAY_UK_HEADER_FLAG`
-    /// and `MANGOPAY_TIMEOUT_SECS`.
+    /// django-mangopay used), `MANGOPAY_BASE_URL`, `MANGOPAY_DEBUG`,
+    /// `MANGOPAY_DEBUG_PERSONAL_DATA`, `MANGOPAY_UK_HEADER_FLAG` and `MANGOPAY_TIMEOUT_SECS`.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&env_var)
     }
@@ -200,6 +202,9 @@ impl ClientConfig {
         }
         if let Some(v) = env("MANGOPAY_DEBUG")? {
             builder = builder.debug(parse_bool("MANGOPAY_DEBUG", &v)?);
+        }
+        if let Some(v) = env("MANGOPAY_DEBUG_PERSONAL_DATA")? {
+            builder = builder.debug_personal_data(parse_bool("MANGOPAY_DEBUG_PERSONAL_DATA", &v)?);
         }
         if let Some(v) = env("MANGOPAY_UK_HEADER_FLAG")? {
             builder = builder.uk_header_flag(parse_bool("MANGOPAY_UK_HEADER_FLAG", &v)?);
@@ -244,6 +249,13 @@ impl ClientConfig {
         self.debug
     }
 
+    /// Whether those logs show personal data (names, e-mails, birthdays, addresses, phone
+    /// numbers, bank account details, card aliases). When false, the default, each such value
+    /// is logged as `[masked]`. Secrets and card data are redacted either way.
+    pub fn debug_personal_data(&self) -> bool {
+        self.debug_personal_data
+    }
+
     /// Whether every request carries `x-tenant-id: uk` (platforms contracted with Mangopay UK).
     pub fn uk_header_flag(&self) -> bool {
         self.uk_tenant
@@ -262,6 +274,7 @@ pub struct ClientConfigBuilder {
     api_key: SecretString,
     base_url: String,
     debug: bool,
+    debug_personal_data: bool,
     uk_tenant: bool,
     timeout: Duration,
 }
@@ -274,9 +287,18 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// Log requests and responses through `tracing` (secrets redacted).
+    /// Log requests and responses through `tracing` (secrets redacted, personal data masked
+    /// unless [`debug_personal_data`](Self::debug_personal_data) is on).
     pub fn debug(mut self, on: bool) -> Self {
         self.debug = on;
+        self
+    }
+
+    /// Show personal data (names, e-mails, birthdays, addresses, phone numbers, bank account
+    /// details, card aliases) in the `debug` logs instead of `[masked]` (default off). Secrets
+    /// and card data stay redacted. Has no effect without [`debug`](Self::debug).
+    pub fn debug_personal_data(mut self, on: bool) -> Self {
+        self.debug_personal_data = on;
         self
     }
 
@@ -318,6 +340,7 @@ impl ClientConfigBuilder {
             api_key: self.api_key,
             base_url: parse_base_url(&self.base_url)?,
             debug: self.debug,
+            debug_personal_data: self.debug_personal_data,
             uk_tenant: self.uk_tenant,
             timeout: self.timeout,
         })
@@ -514,7 +537,7 @@ mod tests {
         ];
         let ok = cfg(&base).unwrap();
         assert_eq!(ok.base_url().as_str(), "https://api.sandbox.mangopay.com/");
-        assert!(!ok.debug() && !ok.uk_header_flag());
+        assert!(!ok.debug() && !ok.uk_header_flag() && !ok.debug_personal_data());
         let passphrase = cfg(&[("MANGOPAY_CLIENT_ID", "c"), ("MANGOPAY_PASSPHRASE", "p")]).unwrap();
         assert_eq!(passphrase.api_key().expose_secret(), "p");
         assert_eq!(
@@ -528,6 +551,7 @@ mod tests {
         for (var, value) in [
             ("MANGOPAY_BASE_URL", "http://api.mangopay.com"),
             ("MANGOPAY_DEBUG", "perhaps"),
+            ("MANGOPAY_DEBUG_PERSONAL_DATA", "sometimes"),
             ("MANGOPAY_UK_HEADER_FLAG", "2"),
             ("MANGOPAY_TIMEOUT_SECS", "0"),
             ("MANGOPAY_CLIENT_ID", "has space"),
@@ -541,10 +565,19 @@ mod tests {
             base[0],
             base[1],
             ("MANGOPAY_DEBUG", "1"),
+            ("MANGOPAY_DEBUG_PERSONAL_DATA", "yes"),
             ("MANGOPAY_UK_HEADER_FLAG", "true"),
         ])
         .unwrap();
-        assert!(on.debug() && on.uk_header_flag());
+        assert!(on.debug() && on.debug_personal_data() && on.uk_header_flag());
+        let e = cfg(&[base[0], base[1], ("MANGOPAY_DEBUG_PERSONAL_DATA", "2")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("MANGOPAY_DEBUG_PERSONAL_DATA: `2` is not a boolean"),
+            "{e}"
+        );
+        let off = cfg(&[base[0], base[1], ("MANGOPAY_DEBUG_PERSONAL_DATA", "off")]).unwrap();
+        assert!(!off.debug_personal_data());
         let db = |vars: &[(&'static str, &str)]| DatabaseUrl::from_lookup(&lookup(vars));
         assert_eq!(db(&[]).unwrap(), DatabaseUrl::Sqlite("mangopay.db".into()));
         assert_eq!(

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -140,18 +141,33 @@ pub enum ApiError {
         /// The idempotency key.
         key: String,
     },
-    /// The HTTP client could not be set up.
+    /// The HTTP client could not be set up. The source is the underlying error: reqwest's
+    /// when the client did not build, rustls' when the TLS configuration did not.
     #[error("could not set up the HTTP client: {0}")]
-    Setup(String),
+    Setup(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No bearer token could be had, so the call was not sent. Every call that was waiting for
+    /// the same token request gets this error, sharing the one `source`.
+    ///
+    /// [`status`](ApiError::status), [`body`](ApiError::body),
+    /// [`retry_after`](ApiError::retry_after), [`to_stored`](ApiError::to_stored) and
+    /// [`is_retryable`](ApiError::is_retryable) are those of `source`;
+    /// [`created_nothing`](ApiError::created_nothing) is always true.
+    #[error("could not get a bearer token: {source}")]
+    TokenUnavailable {
+        /// Why the token request failed.
+        source: Arc<ApiError>,
+    },
 }
 
 impl ApiError {
-    /// The HTTP status Mangopay answered with, if it answered.
+    /// The HTTP status Mangopay answered with, if it answered (for
+    /// [`ApiError::TokenUnavailable`], the token endpoint's answer).
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Mangopay { status, .. }
             | ApiError::UnexpectedResponse { status, .. }
             | ApiError::Decode { status, .. } => Some(*status),
+            ApiError::TokenUnavailable { source } => source.status(),
             _ => None,
         }
     }
@@ -160,6 +176,7 @@ impl ApiError {
     pub fn body(&self) -> Option<&ErrorBody> {
         match self {
             ApiError::Mangopay { body, .. } => Some(body),
+            ApiError::TokenUnavailable { source } => source.body(),
             _ => None,
         }
     }
@@ -177,6 +194,7 @@ impl ApiError {
             ApiError::Transport(e) => !e.is_builder(),
             ApiError::RateLimited { .. } | ApiError::ReplayPending { .. } => true,
             ApiError::Decode { .. } | ApiError::Setup(_) => false,
+            ApiError::TokenUnavailable { source } => source.is_retryable(),
         }
     }
 
@@ -188,7 +206,9 @@ impl ApiError {
             ApiError::Mangopay { status, .. } | ApiError::UnexpectedResponse { status, .. } => {
                 (400..500).contains(status) && !matches!(status, 408 | 409 | 429)
             }
-            ApiError::RateLimited { .. } | ApiError::Setup(_) => true,
+            ApiError::RateLimited { .. }
+            | ApiError::Setup(_)
+            | ApiError::TokenUnavailable { .. } => true,
             ApiError::Transport(e) => e.is_builder() || e.is_connect(),
             ApiError::Decode { .. } | ApiError::ReplayPending { .. } => false,
         }
@@ -199,6 +219,7 @@ impl ApiError {
         match self {
             ApiError::Mangopay { retry_after, .. } => *retry_after,
             ApiError::RateLimited { until } => (*until - Utc::now()).to_std().ok(),
+            ApiError::TokenUnavailable { source } => source.retry_after(),
             _ => None,
         }
     }
@@ -221,6 +242,13 @@ impl ApiError {
             ApiError::RateLimited { .. } => synthetic("rate_limit"),
             ApiError::ReplayPending { .. } => synthetic("replay_pending"),
             ApiError::Setup(_) => synthetic("client_setup"),
+            ApiError::TokenUnavailable { source } => match &**source {
+                ApiError::Mangopay { body, .. } => (**body).clone(),
+                other => ErrorBody {
+                    message: Some(self.to_string()),
+                    ..other.to_stored()
+                },
+            },
         }
     }
 }
@@ -276,5 +304,96 @@ mod tests {
         assert!(limited.is_retryable() && limited.created_nothing());
         assert!(limited.retry_after().unwrap() <= Duration::from_secs(60));
         assert_eq!(limited.to_stored().kind.as_deref(), Some("rate_limit"));
+        // A redirect: the request was not processed where it was sent, and sending it again
+        // gets the same redirect.
+        for s in [301, 302, 307, 308] {
+            let redirect = ApiError::UnexpectedResponse {
+                status: s,
+                body: String::new(),
+            };
+            assert!(!redirect.is_retryable(), "{s}");
+            assert!(!mangopay(s, false).is_retryable(), "{s}");
+            assert_eq!(redirect.status(), Some(s));
+        }
+    }
+
+    #[test]
+    fn a_missing_token_follows_the_token_requests_error() {
+        use std::error::Error as _;
+
+        let down = Arc::new(mangopay(503, false));
+        let unavailable = ApiError::TokenUnavailable {
+            source: down.clone(),
+        };
+        assert!(unavailable.is_retryable());
+        assert!(
+            unavailable.created_nothing(),
+            "the call itself was not sent"
+        );
+        assert_eq!(unavailable.status(), Some(503));
+        assert!(
+            unavailable
+                .to_string()
+                .starts_with("could not get a bearer token: Mangopay answered 503")
+        );
+        let source = unavailable.source().expect("a source");
+        assert_eq!(source.to_string(), down.to_string());
+        assert!(
+            source
+                .downcast_ref::<Arc<ApiError>>()
+                .is_some_and(|s| Arc::ptr_eq(s, &down))
+        );
+
+        let refused = ApiError::TokenUnavailable {
+            source: Arc::new(ApiError::Mangopay {
+                status: 401,
+                body: Box::new(ErrorBody {
+                    kind: Some("invalid_credentials".into()),
+                    ..ErrorBody::default()
+                }),
+                replayed: false,
+                retry_after: None,
+            }),
+        };
+        assert!(!refused.is_retryable() && refused.created_nothing());
+        assert_eq!(
+            refused.body().unwrap().kind.as_deref(),
+            Some("invalid_credentials")
+        );
+        assert_eq!(
+            refused.to_stored().kind.as_deref(),
+            Some("invalid_credentials")
+        );
+
+        let limited = ApiError::TokenUnavailable {
+            source: Arc::new(ApiError::RateLimited {
+                until: Utc::now() + chrono::Duration::seconds(30),
+            }),
+        };
+        assert!(limited.retry_after().is_some());
+        let stored = limited.to_stored();
+        assert_eq!(stored.kind.as_deref(), Some("rate_limit"));
+        assert!(
+            stored
+                .message
+                .unwrap()
+                .starts_with("could not get a bearer token")
+        );
+    }
+
+    #[test]
+    fn setup_errors_keep_their_cause() {
+        use std::error::Error as _;
+
+        let cause = reqwest::Client::builder()
+            .tls_backend_preconfigured(())
+            .build()
+            .unwrap_err();
+        let message = cause.to_string();
+        let error = ApiError::Setup(Box::new(cause));
+        let source = error.source().expect("a source");
+        assert!(source.is::<reqwest::Error>());
+        assert_eq!(source.to_string(), message);
+        assert!(!error.is_retryable() && error.created_nothing());
     }
 }

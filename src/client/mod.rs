@@ -7,13 +7,15 @@
 //! - Errors carry Mangopay's error report and say whether retrying can help.
 //! - Rate-limit headers are read after every call; once a window is used up, calls fail fast
 //!   with [`ApiError::RateLimited`] until it resets instead of being sent.
-//! - HTTPS only (except on loopback), a timeout on every request, and with `debug` on, requests
-//!   and responses logged through `tracing` with credentials, tokens and card data redacted.
+//! - HTTPS only (except on loopback), redirects never followed, a timeout on every request, and
+//!   with `debug` on, requests and responses logged through `tracing` with credentials, tokens
+//!   and card data redacted, and personal data masked unless `debug_personal_data` is on.
 
 mod error;
 mod idempotency;
 pub mod rate_limit;
 pub mod redact;
+mod tls;
 mod token;
 
 use std::sync::{Arc, Mutex};
@@ -147,7 +149,7 @@ impl StoredResponse {
 struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
-    tokens: TokenCache,
+    tokens: TokenCache<ApiError>,
     rate_limit: Mutex<Option<RateLimit>>,
 }
 
@@ -175,19 +177,24 @@ struct Answer {
 impl MangopayClient {
     /// A client for `config`.
     ///
-    /// TLS uses rustls; if the process has not installed a rustls crypto provider, the `ring`
-    /// provider is installed as the process default.
+    /// TLS uses rustls with the process's default crypto provider if the application installed
+    /// one, `ring` otherwise; the client never installs a provider itself. Server certificates
+    /// are checked against the operating system's trust store.
+    ///
+    /// Redirects are not followed: a 3xx answer is returned as an error
+    /// ([`ApiError::UnexpectedResponse`], or [`ApiError::Mangopay`] if its body is an error
+    /// report) and nothing is sent to its `Location`, so credentials, tokens and bodies only
+    /// ever go to the configured host.
     pub fn new(config: ClientConfig) -> Result<Self, ApiError> {
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            // Losing this race to another thread installing a provider is fine.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
+        let tls = tls::client_config().map_err(|e| ApiError::Setup(Box::new(e)))?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout())
             .connect_timeout(config.timeout().min(Duration::from_secs(10)))
             .user_agent(concat!("diesel-mangopay/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ApiError::Setup(e.to_string()))?;
+            .map_err(|e| ApiError::Setup(Box::new(e)))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -372,7 +379,7 @@ impl MangopayClient {
             .map_err(ApiError::Transport)?;
         let answer = self.read(response).await?;
         if debug {
-            log_answer(&url, &answer, started);
+            log_answer(&url, &answer, started, config);
         }
         if !answer.status.is_success() {
             return Err(error_from(answer));
@@ -422,7 +429,12 @@ impl MangopayClient {
         let payload = body.map(|b| serde_json::to_vec(b).expect("a JSON value serializes"));
         let mut renewed = false;
         loop {
-            let token = self.inner.tokens.get(|| self.fetch_token()).await?;
+            let token = self
+                .inner
+                .tokens
+                .get(|| self.fetch_token())
+                .await
+                .map_err(|source| ApiError::TokenUnavailable { source })?;
             let mut request = self
                 .inner
                 .http
@@ -452,14 +464,16 @@ impl MangopayClient {
                     authorization = "Bearer [redacted]",
                     idempotency_key = key.map(IdempotencyKey::as_str),
                     uk_tenant = config.uk_header_flag(),
-                    body = %body.map(|b| redact::json(b).to_string()).unwrap_or_default(),
+                    body = %body
+                        .map(|b| redact::json(b, personal_data(config)).to_string())
+                        .unwrap_or_default(),
                     "mangopay request");
             }
             let started = Instant::now();
             let response = request.send().await.map_err(ApiError::Transport)?;
             let answer = self.read(response).await?;
             if config.debug() {
-                log_answer(&url, &answer, started);
+                log_answer(&url, &answer, started, config);
             }
             if next_step(answer.status.as_u16(), renewed, false, None) == Next::RenewTokenAndResend
             {
@@ -474,11 +488,20 @@ impl MangopayClient {
     }
 }
 
-fn log_answer(url: &Url, answer: &Answer, started: Instant) {
+/// Whether the debug logs of `config` show personal data.
+fn personal_data(config: &ClientConfig) -> redact::PersonalData {
+    if config.debug_personal_data() {
+        redact::PersonalData::Show
+    } else {
+        redact::PersonalData::Mask
+    }
+}
+
+fn log_answer(url: &Url, answer: &Answer, started: Instant, config: &ClientConfig) {
     tracing::debug!(target: "diesel_mangopay::http", %url,
         status = answer.status.as_u16(),
         elapsed_ms = started.elapsed().as_millis() as u64,
-        body = %redact::body(&answer.body),
+        body = %redact::body(&answer.body, personal_data(config)),
         "mangopay response");
 }
 
@@ -577,6 +600,77 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The first source of `error` that is a reqwest error, for the tests below.
+    fn transport_error(error: &ApiError) -> &reqwest::Error {
+        match error {
+            ApiError::TokenUnavailable { source } => match &**source {
+                ApiError::Transport(e) => e,
+                other => panic!("expected a transport error, got {other:?}"),
+            },
+            other => panic!("expected no token, got {other:?}"),
+        }
+    }
+
+    /// Whether a rustls error is among the causes of `error`, inside I/O errors included.
+    fn tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+        let inside_io = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| tls_failure(inner));
+        error.is::<rustls::Error>() || inside_io || error.source().is_some_and(tls_failure)
+    }
+
+    fn https_client(port: u16) -> MangopayClient {
+        let config = ClientConfig::builder("my-client", "key")
+            .base_url(format!("https://127.0.0.1:{port}"))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        MangopayClient::new(config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn https_works_without_a_process_wide_crypto_provider() {
+        use rustls::crypto::CryptoProvider;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        // A port where nothing listens.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = https_client(closed);
+        assert!(
+            CryptoProvider::get_default().is_none(),
+            "building a client installed a process-wide crypto provider"
+        );
+        let error = client.get("users").await.unwrap_err();
+        assert!(transport_error(&error).is_connect(), "{error:?}");
+        assert!(error.is_retryable() && error.created_nothing());
+
+        // A server answering the TLS handshake in plain HTTP: the handshake starts, with the
+        // client's own provider, and fails.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut hello = [0u8; 1024];
+                let _ = stream.read(&mut hello).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let error = https_client(port).get("users").await.unwrap_err();
+        assert!(transport_error(&error).is_connect(), "{error:?}");
+        assert!(
+            tls_failure(&error),
+            "the TLS handshake did not run: {error:?}"
+        );
+        assert!(CryptoProvider::get_default().is_none());
     }
 
     #[test]

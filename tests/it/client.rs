@@ -1,7 +1,9 @@
 //! The Mangopay client on the wire, against the sandbox over loopback: tokens, idempotency,
-//! typed errors, rate limits, timeouts and redacted debug logs.
+//! typed errors, rate limits, timeouts, redirects and redacted debug logs.
 
 use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +34,50 @@ async fn one_token_is_shared_by_concurrent_calls_and_clones() {
     }
     assert_eq!(sandbox.sandbox().token_requests(), 1);
     assert_eq!(client.token_fetches(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_token_request_fails_every_call_waiting_for_it() {
+    let sandbox = start_sandbox(SandboxConfig::default()).await;
+    let client = client_for(&sandbox);
+    // The token request fails, slowly enough for every call to be waiting for it.
+    sandbox.sandbox().knobs().fail_next(1);
+    sandbox
+        .sandbox()
+        .knobs()
+        .set_latency(Duration::from_millis(300));
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.list("users", PageRequest::default()).await })
+        })
+        .collect();
+    let mut sources = Vec::new();
+    for call in calls {
+        let error = call.await.unwrap().unwrap_err();
+        assert_eq!(error.status(), Some(500), "{error:?}");
+        assert!(error.is_retryable() && error.created_nothing(), "{error:?}");
+        match error {
+            ApiError::TokenUnavailable { source } => sources.push(source),
+            other => panic!("expected no token, got {other:?}"),
+        }
+    }
+    assert!(
+        sources.iter().all(|s| Arc::ptr_eq(s, &sources[0])),
+        "one failure, shared"
+    );
+    assert_eq!(sandbox.sandbox().token_requests(), 1);
+    assert_eq!(client.token_fetches(), 1);
+    assert_eq!(
+        sandbox.sandbox().request_log().len(),
+        1,
+        "no call went out without a token"
+    );
+
+    // The failure is not kept: the next call asks for a token again.
+    sandbox.sandbox().knobs().set_latency(Duration::ZERO);
+    client.list("users", PageRequest::default()).await.unwrap();
+    assert_eq!(sandbox.sandbox().token_requests(), 2);
 }
 
 #[tokio::test]
@@ -257,6 +303,167 @@ async fn the_uk_flag_sends_the_tenant_header() {
     assert_eq!(api_calls[1].tenant_id, None);
 }
 
+/// A canned HTTP/1.1 server on loopback: reads each request and answers it with
+/// `respond(request line)`. Returns its address and the requests it read, head and body.
+async fn canned_server(
+    respond: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    let respond = Arc::new(respond);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (seen, respond) = (seen.clone(), respond.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read the head, then as much body as Content-Length says.
+                let complete = loop {
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (name, value) = l.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break Some(text);
+                        }
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break None,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let Some(request) = complete else { return };
+                let answer = respond(request.lines().next().unwrap_or_default());
+                seen.lock().unwrap().push(request);
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (address, requests)
+}
+
+/// A listener that only counts the connections it receives.
+async fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (address, connections)
+}
+
+fn redirect(status: &str, location: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+}
+
+fn client_at(address: SocketAddr) -> MangopayClient {
+    MangopayClient::new(
+        diesel_mangopay::ClientConfig::builder("redirected-client", "api-key")
+            .base_url(format!("http://{address}"))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_redirected_post_is_an_error_and_is_not_sent_again() {
+    let (elsewhere, connections) = counting_listener().await;
+    let location = format!("http://{elsewhere}/v2.01/redirected-client/users/natural");
+    let (server, requests) = canned_server(move |request_line| {
+        if request_line.contains("/oauth/token") {
+            let token = r#"{"access_token":"t0k3n","token_type":"Bearer","expires_in":1200}"#;
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{token}",
+                token.len()
+            )
+        } else {
+            redirect("307 Temporary Redirect", &location)
+        }
+    })
+    .await;
+    let client = client_at(server);
+    let key = IdempotencyKey::generate();
+    let error = client
+        .post("users/natural", &payer("Redirected"), &key)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ApiError::UnexpectedResponse { status: 307, .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.status(), Some(307));
+    assert!(
+        !error.is_retryable(),
+        "a redirect is answered the same way every time"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the POST was sent to the Location"
+    );
+    let requests = requests.lock().unwrap().clone();
+    assert_eq!(
+        requests.len(),
+        2,
+        "the token request and the POST, once: {requests:?}"
+    );
+    assert!(requests[1].starts_with("POST /v2.01/redirected-client/users/natural "));
+    assert!(
+        requests[1]
+            .to_ascii_lowercase()
+            .contains(&format!("idempotency-key: {key}"))
+    );
+}
+
+#[tokio::test]
+async fn a_redirected_token_request_is_an_error_and_is_not_sent_again() {
+    let (elsewhere, connections) = counting_listener().await;
+    let location = format!("http://{elsewhere}/v2.01/oauth/token");
+    let (server, requests) =
+        canned_server(move |_| redirect("308 Permanent Redirect", &location)).await;
+    let client = client_at(server);
+    let error = client.get("users/whatever").await.unwrap_err();
+    match &error {
+        ApiError::TokenUnavailable { source } => assert!(
+            matches!(**source, ApiError::UnexpectedResponse { status: 308, .. }),
+            "{source:?}"
+        ),
+        other => panic!("expected no token, got {other:?}"),
+    }
+    assert_eq!(error.status(), Some(308));
+    assert!(!error.is_retryable() && error.created_nothing());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the credentials were sent to the Location"
+    );
+    let requests = requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(requests[0].starts_with("POST /v2.01/oauth/token "));
+}
+
 /// A `tracing` writer collecting everything into a shared buffer.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -271,13 +478,50 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn debug_logs_show_requests_but_never_secrets() {
-    let sandbox = start_sandbox(SandboxConfig {
-        api_key: "very-secret-api-key-0042".into(),
-        ..SandboxConfig::default()
-    })
-    .await;
+/// A reqwest client for the tests' own plain-HTTP calls. reqwest is built without a crypto
+/// provider of its own and nothing in this process installs one, so it is given a TLS
+/// configuration (unused over http) explicitly.
+fn plain_http() -> reqwest::Client {
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap()
+}
+
+/// An owner with a name, an e-mail, a birthday and an address.
+fn personal_owner() -> Value {
+    json!({"UserCategory": "OWNER", "TermsAndConditionsAccepted": true,
+           "FirstName": "Marguerite", "LastName": "Donnadieu",
+           "Email": "marguerite.donnadieu@example.org", "Birthday": 651974400,
+           "Nationality": "FR", "CountryOfResidence": "FR",
+           "Address": {"AddressLine1": "5 rue Saint-Benoit", "City": "Paris",
+                       "PostalCode": "75006", "Country": "FR"}})
+}
+
+/// The personal values of [`personal_owner`] and of the bank account sent for them.
+const PERSONAL_VALUES: &[&str] = &[
+    "Marguerite",
+    "Donnadieu",
+    "marguerite.donnadieu@example.org",
+    "651974400",
+    "Saint-Benoit",
+    "FR7630006000011234567890189",
+];
+
+/// What a client with `debug` on (and `debug_personal_data` as given) logs while creating a
+/// user and sending an IBAN bank account for them (which the sandbox does not implement: the
+/// request is logged all the same). Also returns the client, for its `Debug` output.
+async fn logged_calls(
+    sandbox: &diesel_mangopay_sandbox::RunningSandbox,
+    debug_personal_data: bool,
+) -> (String, MangopayClient) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -287,19 +531,50 @@ async fn debug_logs_show_requests_but_never_secrets() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let client = MangopayClient::new(client_config(&sandbox).debug(true).build().unwrap()).unwrap();
-    client
+    let client = MangopayClient::new(
+        client_config(sandbox)
+            .debug(true)
+            .debug_personal_data(debug_personal_data)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let user = client
         .post(
             "users/natural",
-            &payer("Logged"),
+            &personal_owner(),
             &IdempotencyKey::generate(),
         )
         .await
         .unwrap();
+    let user_id = user["Id"].as_str().unwrap();
+    client
+        .post(
+            &format!("users/{user_id}/bankaccounts/iban"),
+            &json!({"OwnerName": "Marguerite Donnadieu",
+                    "OwnerAddress": {"AddressLine1": "5 rue Saint-Benoit", "City": "Paris",
+                                     "PostalCode": "75006", "Country": "FR"},
+                    "IBAN": "FR7630006000011234567890189", "BIC": "CMCIFR2A"}),
+            &IdempotencyKey::generate(),
+        )
+        .await
+        .unwrap_err();
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    (logs, client)
+}
+
+#[tokio::test]
+async fn debug_logs_show_requests_but_never_secrets() {
+    let sandbox = start_sandbox(SandboxConfig {
+        api_key: "very-secret-api-key-0042".into(),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let (masked, client) = logged_calls(&sandbox, false).await;
+    let (shown, _) = logged_calls(&sandbox, true).await;
     let token = {
-        // The bearer token the client used, fetched the same way for comparison.
-        let http = reqwest::Client::new();
-        let answer: Value = http
+        // The bearer token the clients used, fetched the same way for comparison.
+        let answer: Value = plain_http()
             .post(format!("{}/v2.01/oauth/token", sandbox.base_url()))
             .basic_auth("sandbox-client", Some("very-secret-api-key-0042"))
             .send()
@@ -310,33 +585,60 @@ async fn debug_logs_show_requests_but_never_secrets() {
             .unwrap();
         answer["access_token"].as_str().unwrap().to_owned()
     };
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for logs in [&masked, &shown] {
+        assert!(
+            logs.contains("mangopay request") && logs.contains("mangopay response"),
+            "{logs}"
+        );
+        assert!(
+            logs.contains("Bearer [redacted]") && logs.contains("Basic [redacted]"),
+            "{logs}"
+        );
+        assert!(logs.contains(r#""access_token":"[redacted]""#), "{logs}");
+        assert!(
+            !logs.contains("very-secret-api-key-0042"),
+            "the API key leaked: {logs}"
+        );
+        assert!(!logs.contains(&token), "the bearer token leaked: {logs}");
+        // Bodies are logged, with what identifies no one (a BIC names a bank).
+        assert!(
+            logs.contains(r#""UserCategory":"OWNER""#) && logs.contains("CMCIFR2A"),
+            "{logs}"
+        );
+    }
+
+    // By default personal data is masked, in requests and responses alike.
+    for value in PERSONAL_VALUES {
+        assert!(!masked.contains(value), "{value} was logged: {masked}");
+    }
+    let iban = regex::Regex::new(r"\b[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}\b").unwrap();
+    assert!(!iban.is_match(&masked), "an IBAN was logged: {masked}");
     assert!(
-        logs.contains("mangopay request") && logs.contains("mangopay response"),
-        "{logs}"
+        masked.contains(r#""FirstName":"[masked]""#)
+            && masked.contains(r#""IBAN":"[masked]""#)
+            && masked.contains(r#""Address":{"AddressLine1":"[masked]""#),
+        "{masked}"
     );
+    // With the opt-in it is shown.
+    for value in PERSONAL_VALUES {
+        assert!(shown.contains(value), "{value} was not logged: {shown}");
+    }
+
+    let shown_client = format!("{client:?}");
     assert!(
-        logs.contains("Logged"),
-        "bodies are logged in debug mode: {logs}"
-    );
-    assert!(
-        logs.contains("Bearer [redacted]") && logs.contains("Basic [redacted]"),
-        "{logs}"
-    );
-    assert!(logs.contains(r#""access_token":"[redacted]""#), "{logs}");
-    assert!(
-        !logs.contains("very-secret-api-key-0042"),
-        "the API key leaked: {logs}"
-    );
-    assert!(!logs.contains(&token), "the bearer token leaked: {logs}");
-    let shown = format!("{client:?}");
-    assert!(
-        !shown.contains("very-secret-api-key-0042") && !shown.contains(&token),
-        "{shown}"
+        !shown_client.contains("very-secret-api-key-0042") && !shown_client.contains(&token),
+        "{shown_client}"
     );
 
     // Without the debug flag nothing is logged.
-    captured.0.lock().unwrap().clear();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     client_for(&sandbox)
         .list("users", PageRequest::default())
         .await
