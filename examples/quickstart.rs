@@ -169,7 +169,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             name,
             sync.mangopay_id.as_deref().unwrap_or("-"),
             sync.state.as_str(),
-            sync.kyc_level.as_ref().map_or("-", |k| k.as_str()),
+            user.facts().kyc_level.as_ref().map_or("-", |k| k.as_str()),
         );
         if let Some(error) = &sync.last_error {
             println!("      last error: {}", serde_json::to_string(error)?);

@@ -14,6 +14,9 @@ pub const DEFAULT_BASE_URL: &str = "https://api.sandbox.mangopay.com";
 pub const DEFAULT_DATABASE_URL: &str = "mangopay.db";
 /// How long one HTTP request to Mangopay may take, unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long after sending a create whose outcome is unknown the library trusts Mangopay's
+/// lists to show the object if it exists, unless configured otherwise.
+pub const DEFAULT_RECONCILE_AFTER: Duration = Duration::from_secs(300);
 
 /// A configuration value that is missing or invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,6 +161,7 @@ pub struct ClientConfig {
     debug_personal_data: bool,
     uk_tenant: bool,
     timeout: Duration,
+    reconcile_after: Duration,
 }
 
 impl ClientConfig {
@@ -174,12 +178,14 @@ impl ClientConfig {
             debug_personal_data: false,
             uk_tenant: false,
             timeout: DEFAULT_TIMEOUT,
+            reconcile_after: DEFAULT_RECONCILE_AFTER,
         }
     }
 
     /// Reads `MANGOPAY_CLIENT_ID`, `MANGOPAY_API_KEY` (or `MANGOPAY_PASSPHRASE`, the name
     /// django-mangopay used), `MANGOPAY_BASE_URL`, `MANGOPAY_DEBUG`,
-    /// `MANGOPAY_DEBUG_PERSONAL_DATA`, `MANGOPAY_UK_HEADER_FLAG` and `MANGOPAY_TIMEOUT_SECS`.
+    /// `MANGOPAY_DEBUG_PERSONAL_DATA`, `MANGOPAY_UK_HEADER_FLAG`, `MANGOPAY_TIMEOUT_SECS` and
+    /// `MANGOPAY_RECONCILE_AFTER_SECS`.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&env_var)
     }
@@ -218,11 +224,21 @@ impl ClientConfig {
             })?;
             builder = builder.timeout(Duration::from_secs(secs));
         }
+        if let Some(v) = env("MANGOPAY_RECONCILE_AFTER_SECS")? {
+            let secs: u64 = v.parse().ok().ok_or_else(|| {
+                ConfigError::new(
+                    "MANGOPAY_RECONCILE_AFTER_SECS",
+                    format!("`{v}` is not a number of seconds"),
+                )
+            })?;
+            builder = builder.reconcile_after(Duration::from_secs(secs));
+        }
         builder.build().map_err(|e| {
             let var = match e.setting {
                 "client_id" => "MANGOPAY_CLIENT_ID",
                 "api_key" => key_var,
                 "base_url" => "MANGOPAY_BASE_URL",
+                "reconcile_after" => "MANGOPAY_RECONCILE_AFTER_SECS",
                 other => other,
             };
             e.renamed(var)
@@ -265,6 +281,14 @@ impl ClientConfig {
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
+
+    /// How long after the last send of a create whose outcome is unknown the library lists
+    /// the resource to find it by its tag, and concludes from an empty search that nothing
+    /// was created: the time Mangopay may still be processing the request and its lists
+    /// catching up.
+    pub fn reconcile_after(&self) -> Duration {
+        self.reconcile_after
+    }
 }
 
 /// Builds a [`ClientConfig`] in code; `build` checks every value.
@@ -277,6 +301,7 @@ pub struct ClientConfigBuilder {
     debug_personal_data: bool,
     uk_tenant: bool,
     timeout: Duration,
+    reconcile_after: Duration,
 }
 
 impl ClientConfigBuilder {
@@ -314,6 +339,13 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// How long after the last send of a create whose outcome is unknown the library lists
+    /// the resource to settle it (default 5 minutes). See [`ClientConfig::reconcile_after`].
+    pub fn reconcile_after(mut self, after: Duration) -> Self {
+        self.reconcile_after = after;
+        self
+    }
+
     /// Checks every value and returns the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
         let id = self.client_id.trim();
@@ -335,6 +367,13 @@ impl ClientConfigBuilder {
         if self.timeout.is_zero() {
             return Err(ConfigError::new("timeout", "must be longer than zero"));
         }
+        if self.reconcile_after < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "reconcile_after",
+                "must be at least a second: searching before Mangopay has finished a request \
+                 could conclude that nothing was created while it is being created",
+            ));
+        }
         Ok(ClientConfig {
             client_id: id.to_owned(),
             api_key: self.api_key,
@@ -343,6 +382,7 @@ impl ClientConfigBuilder {
             debug_personal_data: self.debug_personal_data,
             uk_tenant: self.uk_tenant,
             timeout: self.timeout,
+            reconcile_after: self.reconcile_after,
         })
     }
 }

@@ -8,9 +8,11 @@
 //! crate runs those methods in the background with apalis.
 //!
 //! Money never moves twice: every `POST` carries an idempotency key that is committed on the
-//! row *before* the request is sent, so a crash between Mangopay's answer and the database
-//! commit is repaired by sending the same request again, which Mangopay answers with the
-//! original result.
+//! row *before* the request is sent, and a `Tag` naming the row. A crash between Mangopay's
+//! answer and the database commit is repaired by sending the same key again, which Mangopay
+//! answers with the original result; an outcome Mangopay cannot give back is settled by
+//! finding the object by its tag. [`sync`] describes the whole protocol, written once for
+//! every resource.
 //!
 //! ```no_run
 //! use diesel_mangopay::{Config, Db, MangopayClient, MangopayNaturalUser, UserCategory};
@@ -39,14 +41,16 @@ pub mod db;
 mod error;
 pub mod models;
 pub mod schema;
+pub mod sync;
 pub mod validate;
 
 pub use client::{ApiError, IdempotencyKey, MangopayClient};
 pub use config::{ClientConfig, Config, ConfigError, DatabaseUrl};
-pub use db::{Backend, Db, DbError};
-pub use error::Error;
+pub use db::{Backend, Db, DbError, StatementCount};
+pub use error::{Error, report};
 pub use models::{
     Address, IncomeRange, KycLevel, LegalPersonType, MangopayLegalUser, MangopayNaturalUser,
-    PersonType, SyncState, UserCategory, UserStatus, UserSync,
+    MangopayUser, PersonType, UserCategory, UserFacts, UserStatus,
 };
+pub use sync::{Lease, SyncInfo, SyncState};
 pub use validate::{CountryCode, FieldError, FieldErrorKind, ValidationErrors};

@@ -195,7 +195,7 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the chain of causes, joined.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", diesel_mangopay::report(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -28,6 +28,13 @@ diesel::table! {
         api_payload -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        create_sent_at -> Nullable<Timestamp>,
+        create_key_spent -> Bool,
+        create_key_version -> Nullable<BigInt>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        row_version -> BigInt,
+        dirty -> Bool,
     }
 }
 
@@ -76,6 +83,19 @@ diesel::table! {
         legal_representative_address_region -> Nullable<Text>,
         legal_representative_address_postal_code -> Nullable<Text>,
         legal_representative_address_country -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Objects Mangopay created for an idempotency key their row no longer holds.
+    mangopay_orphans (id) {
+        id -> BigInt,
+        table_name -> Text,
+        row_id -> BigInt,
+        mangopay_id -> Text,
+        idempotency_key -> Text,
+        row_mangopay_id -> Nullable<Text>,
+        found_at -> Timestamp,
     }
 }
 

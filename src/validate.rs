@@ -39,6 +39,9 @@ pub enum FieldErrorKind {
     InvalidCharacters(&'static str),
     /// A value that is not one of the accepted ones.
     NotAllowed(String),
+    /// The field was cleared locally, and Mangopay offers no way to clear it (the reason says
+    /// what to do instead).
+    CannotClear(&'static str),
 }
 
 impl fmt::Display for FieldErrorKind {
@@ -57,6 +60,9 @@ impl fmt::Display for FieldErrorKind {
             }
             FieldErrorKind::InvalidCharacters(allowed) => write!(f, "may only contain {allowed}"),
             FieldErrorKind::NotAllowed(why) => write!(f, "{why}"),
+            FieldErrorKind::CannotClear(why) => {
+                write!(f, "cannot be cleared at Mangopay ({why})")
+            }
         }
     }
 }

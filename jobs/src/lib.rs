@@ -1,20 +1,27 @@
 #![deny(missing_docs)]
 //! Background jobs for `diesel-mangopay`, run by apalis.
 //!
-//! Job arguments are row ids, never models: a job loads the row when it runs, so it always
-//! works on the latest data. The job storage follows `DATABASE_URL`: SQLite (apalis-sqlite,
-//! in the same file as the tables) or PostgreSQL (apalis-postgres, schema `apalis`), so many
-//! workers on many machines can share one PostgreSQL.
+//! Every job is a [`Job`]: the name of a registered operation and a row id (rows are loaded
+//! when the job runs, so it always works on the latest data). One queue holds them all, in
+//! the storage `DATABASE_URL` selects: SQLite (apalis-sqlite, in the same file as the tables)
+//! or PostgreSQL (apalis-postgres, schema `apalis`), so many workers on many machines can share
+//! one PostgreSQL.
 //!
 //! - [`JobQueue`]: what an application calls from its own code to enqueue work.
-//! - [`run_worker`]: the worker loop (the `diesel-mangopay-worker` binary runs it).
+//! - [`Registry`]: which jobs a worker runs; adding a job type is one line there.
+//! - [`run_worker`]: the worker loop (the `diesel-mangopay-worker` binary runs it), with the
+//!   [`sweep`] that hands out rows whose create or update is due, whatever happened to their
+//!   jobs.
 //!
-//! Transient failures (timeouts, 5xx, rate limits) are retried with exponential backoff;
-//! validation errors and other 4xx answers are recorded on the row and not retried.
+//! A failure that retrying may fix (a timeout, a 5xx, a rate limit, an unknown outcome) is
+//! retried as a new delayed task, so the wait holds no concurrency slot; validation errors and
+//! other 4xx answers are recorded on the row and not retried. When the retries run out, the
+//! row stays `pending` (or `dirty`) and the sweep hands it out again later: an outage longer
+//! than the retry budget loses nothing.
 //!
 //! ```no_run
 //! use diesel_mangopay::{Db, DatabaseUrl, MangopayNaturalUser, UserCategory};
-//! use diesel_mangopay_jobs::JobQueue;
+//! use diesel_mangopay_jobs::{Job, JobQueue};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let url = DatabaseUrl::from_env()?;
@@ -25,17 +32,16 @@
 //!     .user_category(UserCategory::Payer)
 //!     .build()?;
 //! user.save(&db).await?;
-//! queue.create_mangopay_user(user.id.unwrap()).await?;
+//! queue.enqueue(Job::create_mangopay_user(user.id.unwrap())).await?;
 //! # Ok(()) }
 //! ```
 
-mod handlers;
+mod job;
 mod queue;
+mod registry;
 mod worker;
 
-pub use handlers::{JobContext, JobError, create_mangopay_user, update_mangopay_user};
-pub use queue::{
-    CREATE_USER_QUEUE, CreateMangopayUser, JobQueue, JobsError, MAX_ATTEMPTS, UPDATE_USER_QUEUE,
-    UpdateMangopayUser,
-};
-pub use worker::{WorkerOptions, resume_pending_creates, run_worker};
+pub use job::{CREATE_MANGOPAY_USER, Job, UPDATE_MANGOPAY_USER};
+pub use queue::{JobQueue, JobsError, QUEUE};
+pub use registry::{JobContext, Registry};
+pub use worker::{JobError, RetryPolicy, UnknownJob, WorkerOptions, run_worker, sweep};

@@ -6,16 +6,18 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use diesel_mangopay::db::migrations;
+use diesel_mangopay::sync::SweepOptions;
 use diesel_mangopay::{Config, Db, MangopayClient};
-use diesel_mangopay_jobs::{JobContext, JobQueue, WorkerOptions, run_worker};
+use diesel_mangopay_jobs::{JobContext, JobQueue, RetryPolicy, WorkerOptions, run_worker};
 
-/// Runs the diesel-mangopay background jobs (Mangopay users created and updated from the rows
-/// your application saves). Configured by DATABASE_URL, MANGOPAY_CLIENT_ID, MANGOPAY_API_KEY,
-/// MANGOPAY_BASE_URL and MANGOPAY_DEBUG. Stops on SIGINT or SIGTERM after in-flight jobs finish.
+/// Runs the diesel-mangopay background jobs (Mangopay objects created and updated from the rows
+/// your application saves) and the sweep that hands out rows whose work is due. Configured by
+/// DATABASE_URL, MANGOPAY_CLIENT_ID, MANGOPAY_API_KEY, MANGOPAY_BASE_URL and the other
+/// MANGOPAY_* variables. Stops on SIGINT or SIGTERM after in-flight jobs finish.
 #[derive(Parser, Debug)]
 #[command(name = "diesel-mangopay-worker", version)]
 struct Args {
-    /// Jobs run at once, per queue.
+    /// Jobs run at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
     /// Seconds in-flight jobs may take to finish after a shutdown signal.
@@ -24,9 +26,16 @@ struct Args {
     /// Milliseconds between looks for new jobs when idle.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
     poll_interval_ms: u64,
-    /// Seconds between sweeps that resume creates left unconfirmed.
-    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
-    resume_interval: u64,
+    /// Seconds between sweeps for rows whose create or update is due (0: never sweep).
+    #[arg(long, default_value_t = 60)]
+    sweep_interval: u64,
+    /// Seconds a row saved `new` waits before the sweep creates it (its enqueue may have been
+    /// lost); 0 leaves `new` rows to the application.
+    #[arg(long, default_value_t = 300)]
+    sweep_new_rows_after: u64,
+    /// Runs of one job in all before its row is left to the sweep.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    max_attempts: u32,
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -65,7 +74,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         concurrency: usize::from(args.concurrency),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         poll_interval: Duration::from_millis(args.poll_interval_ms),
-        resume_interval: Duration::from_secs(args.resume_interval),
+        retry: RetryPolicy {
+            max_attempts: args.max_attempts,
+            ..RetryPolicy::default()
+        },
+        sweep_interval: (args.sweep_interval > 0).then(|| Duration::from_secs(args.sweep_interval)),
+        sweep: SweepOptions {
+            new_rows_after: (args.sweep_new_rows_after > 0)
+                .then(|| Duration::from_secs(args.sweep_new_rows_after)),
+            ..SweepOptions::default()
+        },
+        ..WorkerOptions::default()
     };
     run_worker(JobContext { db, client }, queue, options, shutdown_signal()).await?;
     Ok(())
@@ -84,7 +103,7 @@ async fn main() -> ExitCode {
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", diesel_mangopay::report(e.as_ref()));
             ExitCode::FAILURE
         }
     }

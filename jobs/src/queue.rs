@@ -1,5 +1,7 @@
-//! The job queue: job types, their queue names, and the storage on SQLite or PostgreSQL.
+//! The job queue: one apalis storage of [`Job`]s, on SQLite or PostgreSQL, whatever the job
+//! type. Adding a job type never adds a storage or a match arm here.
 
+use std::error::Error as StdError;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -7,129 +9,113 @@ use apalis::prelude::{Metrics, TaskBuilder, TaskSink};
 use apalis_postgres::{PgConnectOptions, PgPool, PostgresStorage};
 use apalis_sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteStorage};
 use diesel_mangopay::DatabaseUrl;
-use serde::{Deserialize, Serialize};
 
-/// The queue of [`CreateMangopayUser`] jobs.
-pub const CREATE_USER_QUEUE: &str = "mangopay.create_user";
-/// The queue of [`UpdateMangopayUser`] jobs.
-pub const UPDATE_USER_QUEUE: &str = "mangopay.update_user";
-/// How many times a job runs at most: the first run and five retries with backoff.
-pub const MAX_ATTEMPTS: usize = 6;
+use crate::job::Job;
 
-/// Create the user with this local id at Mangopay (natural or legal, whichever it is).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateMangopayUser {
-    /// The local id (`mangopay_users.id`).
-    pub id: i64,
-}
+/// The queue every job goes to.
+pub const QUEUE: &str = "mangopay";
 
-/// Send the user's current fields to Mangopay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UpdateMangopayUser {
-    /// The local id (`mangopay_users.id`).
-    pub id: i64,
-}
+/// How many times apalis may hand one task out: the first run, and the re-runs of a task whose
+/// worker died while running it. Retries after failures are new tasks (see `run_worker`).
+const TASK_RUNS: usize = 3;
 
 /// A failure of the job machinery itself (not of a job).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JobsError {
     /// The job storage could not be opened or set up.
-    #[error("job storage at {url}: {message}")]
+    #[error("job storage at {url}: {source}")]
     Storage {
         /// The database URL, password hidden.
         url: String,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
     },
     /// A job could not be enqueued.
-    #[error("could not enqueue {job}: {message}")]
+    #[error("could not enqueue {job}: {source}")]
     Enqueue {
-        /// The job's queue.
-        job: &'static str,
+        /// The job's name.
+        job: String,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
     },
     /// Queue statistics could not be read.
     #[error("could not read queue statistics: {0}")]
-    Metrics(String),
+    Metrics(#[source] Box<dyn StdError + Send + Sync>),
     /// The worker failed.
     #[error("worker failed: {0}")]
-    Worker(String),
-    /// A model operation failed outside a job (resuming pending creates).
+    Worker(#[source] Box<dyn StdError + Send + Sync>),
+    /// The queue did not drain in time.
+    #[error("{left} job(s) still outstanding after {waited:?}")]
+    NotIdle {
+        /// Jobs still waiting or running.
+        left: u64,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// A model operation failed outside a job (the sweep).
     #[error(transparent)]
     Model(#[from] diesel_mangopay::Error),
 }
 
-/// Runs `$body` with `$s` bound to the named storage field, whatever the backend: the two
-/// storage types share the apalis traits but not a type.
+/// The storage behind a queue: the two backends share apalis's traits but not a type.
+#[derive(Clone)]
+pub(crate) enum Storage {
+    Sqlite(SqliteStorage<Job>),
+    Postgres(PostgresStorage<Job>),
+}
+
+/// Runs `$body` with `$s` bound to the storage, whatever the backend.
 macro_rules! with_storage {
-    ($storages:expr, $field:ident, |$s:ident| $body:expr) => {
-        match $storages {
-            $crate::queue::Storages::Sqlite { $field: $s, .. } => $body,
-            $crate::queue::Storages::Postgres { $field: $s, .. } => $body,
-        }
-    };
-    ($storages:expr, |$create:ident, $update:ident| $body:expr) => {
-        match $storages {
-            $crate::queue::Storages::Sqlite {
-                create_user: $create,
-                update_user: $update,
-            } => $body,
-            $crate::queue::Storages::Postgres {
-                create_user: $create,
-                update_user: $update,
-            } => $body,
+    ($storage:expr, |$s:ident| $body:expr) => {
+        match $storage {
+            $crate::queue::Storage::Sqlite($s) => $body,
+            $crate::queue::Storage::Postgres($s) => $body,
         }
     };
 }
 pub(crate) use with_storage;
 
-#[derive(Clone)]
-pub(crate) enum Storages {
-    Sqlite {
-        create_user: SqliteStorage<CreateMangopayUser>,
-        update_user: SqliteStorage<UpdateMangopayUser>,
-    },
-    Postgres {
-        create_user: PostgresStorage<CreateMangopayUser>,
-        update_user: PostgresStorage<UpdateMangopayUser>,
-    },
-}
-
-/// Where jobs are stored, and the enqueue helpers. Cheap to clone.
+/// Where jobs are stored, and how to enqueue them. Cheap to clone.
 #[derive(Clone)]
 pub struct JobQueue {
-    pub(crate) storages: Storages,
+    pub(crate) storage: Storage,
     pub(crate) heartbeat: Duration,
 }
 
 impl std::fmt::Debug for JobQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let backend = match self.storages {
-            Storages::Sqlite { .. } => "sqlite",
-            Storages::Postgres { .. } => "postgres",
+        let backend = match self.storage {
+            Storage::Sqlite(_) => "sqlite",
+            Storage::Postgres(_) => "postgres",
         };
         f.debug_struct("JobQueue")
             .field("backend", &backend)
+            .field("queue", &QUEUE)
             .finish_non_exhaustive()
     }
 }
 
 /// How often a worker proves it is alive; a worker silent for two intervals is dead, and the
-/// jobs it held are handed to another worker of the same queue.
+/// tasks it held are handed to another worker.
 const HEARTBEAT: Duration = Duration::from_secs(10);
+
+fn boxed(e: impl StdError + Send + Sync + 'static) -> Box<dyn StdError + Send + Sync> {
+    Box::new(e)
+}
 
 impl JobQueue {
     /// Opens the job storage that `url` selects and creates its tables if needed (apalis's own
     /// migrations: tables `Jobs` and `Workers` on SQLite, schema `apalis` on PostgreSQL, which
     /// needs the `hstore` extension).
     pub async fn connect(url: &DatabaseUrl) -> Result<JobQueue, JobsError> {
-        let fail = |e: &dyn std::fmt::Display| JobsError::Storage {
+        let fail = |source: Box<dyn StdError + Send + Sync>| JobsError::Storage {
             url: url.redacted(),
-            message: e.to_string(),
+            source,
         };
-        let heartbeat = HEARTBEAT;
-        let storages = match url {
+        let storage = match url {
             DatabaseUrl::Sqlite(path) => {
                 let options = SqliteConnectOptions::new()
                     .filename(path)
@@ -139,81 +125,70 @@ impl JobQueue {
                     .max_connections(4)
                     .connect_with(options)
                     .await
-                    .map_err(|e| fail(&e))?;
-                SqliteStorage::setup(&pool).await.map_err(|e| fail(&e))?;
-                let config = |queue: &str| {
-                    apalis_sqlite::Config::default()
-                        .queue(queue)
-                        .heartbeat_interval(heartbeat)
-                };
-                Storages::Sqlite {
-                    create_user: SqliteStorage::new(&pool).with_config(config(CREATE_USER_QUEUE)),
-                    update_user: SqliteStorage::new(&pool).with_config(config(UPDATE_USER_QUEUE)),
-                }
+                    .map_err(|e| fail(boxed(e)))?;
+                SqliteStorage::setup(&pool)
+                    .await
+                    .map_err(|e| fail(boxed(e)))?;
+                let config = apalis_sqlite::Config::default()
+                    .queue(QUEUE)
+                    .heartbeat_interval(HEARTBEAT);
+                Storage::Sqlite(SqliteStorage::new(&pool).with_config(config))
             }
             DatabaseUrl::Postgres(raw) => {
-                let options = PgConnectOptions::from_str(raw).map_err(|e| fail(&e))?;
-                let pool = PgPool::connect_with(options).await.map_err(|e| fail(&e))?;
-                PostgresStorage::setup(&pool).await.map_err(|e| fail(&e))?;
-                let config = |queue: &str| {
-                    apalis_postgres::Config::default()
-                        .queue(queue)
-                        .heartbeat_interval(heartbeat)
-                };
-                Storages::Postgres {
-                    create_user: PostgresStorage::new(&pool).with_config(config(CREATE_USER_QUEUE)),
-                    update_user: PostgresStorage::new(&pool).with_config(config(UPDATE_USER_QUEUE)),
-                }
+                let options = PgConnectOptions::from_str(raw).map_err(|e| fail(boxed(e)))?;
+                let pool = PgPool::connect_with(options)
+                    .await
+                    .map_err(|e| fail(boxed(e)))?;
+                PostgresStorage::setup(&pool)
+                    .await
+                    .map_err(|e| fail(boxed(e)))?;
+                let config = apalis_postgres::Config::default()
+                    .queue(QUEUE)
+                    .heartbeat_interval(HEARTBEAT);
+                Storage::Postgres(PostgresStorage::new(&pool).with_config(config))
             }
         };
         Ok(JobQueue {
-            storages,
-            heartbeat,
+            storage,
+            heartbeat: HEARTBEAT,
         })
+    }
+
+    /// Enqueues `job` to run as soon as a worker is free.
+    pub async fn enqueue(&self, job: Job) -> Result<(), JobsError> {
+        self.enqueue_after(job, Duration::ZERO).await
+    }
+
+    /// Enqueues `job` to run after `delay` (whole seconds: the storage keeps seconds).
+    pub async fn enqueue_after(&self, job: Job, delay: Duration) -> Result<(), JobsError> {
+        let name = job.name.clone();
+        let mut task = TaskBuilder::new(job).max_attempts(TASK_RUNS);
+        if !delay.is_zero() {
+            task = task.run_after(delay);
+        }
+        let task = task.build();
+        with_storage!(&self.storage, |s| s
+            .clone()
+            .push_task(task)
+            .await
+            .map_err(boxed))
+        .map_err(|source| JobsError::Enqueue { job: name, source })
     }
 
     /// Enqueues `create_mangopay_user(id)`.
     pub async fn create_mangopay_user(&self, id: i64) -> Result<(), JobsError> {
-        let task = TaskBuilder::new(CreateMangopayUser { id })
-            .max_attempts(MAX_ATTEMPTS)
-            .build();
-        with_storage!(&self.storages, create_user, |s| s
-            .clone()
-            .push_task(task)
-            .await
-            .map_err(|e| e.to_string()))
-        .map_err(|message| JobsError::Enqueue {
-            job: CREATE_USER_QUEUE,
-            message,
-        })
+        self.enqueue(Job::create_mangopay_user(id)).await
     }
 
     /// Enqueues `update_mangopay_user(id)`.
     pub async fn update_mangopay_user(&self, id: i64) -> Result<(), JobsError> {
-        let task = TaskBuilder::new(UpdateMangopayUser { id })
-            .max_attempts(MAX_ATTEMPTS)
-            .build();
-        with_storage!(&self.storages, update_user, |s| s
-            .clone()
-            .push_task(task)
-            .await
-            .map_err(|e| e.to_string()))
-        .map_err(|message| JobsError::Enqueue {
-            job: UPDATE_USER_QUEUE,
-            message,
-        })
+        self.enqueue(Job::update_mangopay_user(id)).await
     }
 
-    /// How many jobs of this crate's queues are waiting, queued or running.
+    /// How many jobs are waiting (due or scheduled) or running.
     pub async fn outstanding(&self) -> Result<u64, JobsError> {
-        let mut stats = with_storage!(&self.storages, create_user, |s| s
-            .fetch_by_queue()
-            .await
-            .map_err(|e| JobsError::Metrics(e.to_string())))?;
-        stats.extend(with_storage!(&self.storages, update_user, |s| s
-            .fetch_by_queue()
-            .await
-            .map_err(|e| JobsError::Metrics(e.to_string())))?);
+        let stats = with_storage!(&self.storage, |s| s.fetch_by_queue().await.map_err(boxed))
+            .map_err(JobsError::Metrics)?;
         Ok(stats
             .iter()
             .filter(|s| s.title == "ACTIVE_JOBS")
@@ -221,8 +196,8 @@ impl JobQueue {
             .sum())
     }
 
-    /// Waits until no job of this crate's queues is waiting or running, checking every
-    /// `interval`; gives up after `timeout` with the number still outstanding.
+    /// Waits until no job is waiting or running, checking every `interval`; gives up after
+    /// `timeout` with the number still outstanding.
     pub async fn wait_until_idle(
         &self,
         interval: Duration,
@@ -235,9 +210,10 @@ impl JobQueue {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(JobsError::Worker(format!(
-                    "{left} job(s) still outstanding after {timeout:?}"
-                )));
+                return Err(JobsError::NotIdle {
+                    left,
+                    waited: timeout,
+                });
             }
             tokio::time::sleep(interval).await;
         }

@@ -1,32 +1,73 @@
-//! The worker: one apalis worker per queue under one monitor, graceful shutdown, and the
-//! resumption of creates that a crash left unconfirmed.
+//! The worker: one apalis worker on the queue, dispatching each job to its registered
+//! handler; retries as new delayed tasks (a job waiting for its retry, a rate-limit reset or a
+//! reconciliation holds no concurrency slot); and the sweep that hands out the rows whose work
+//! is due.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use apalis::layers::retry::{
-    HasherRng, RetryPolicy, backoff::ExponentialBackoffMaker, backoff::MakeBackoff,
-};
 use apalis::prelude::{
-    AbortError, BackendExt, BoxDynError, Monitor, ParallelizeExt, WorkerBuilder, WorkerBuilderExt,
+    AbortError, BackendExt, BoxDynError, Data, Monitor, ParallelizeExt, TaskId, WorkerBuilder,
+    WorkerBuilderExt,
 };
-use diesel_mangopay::models::MangopayUser;
+use diesel_mangopay::sync::{self, Lease, SweepOptions};
+use diesel_mangopay::{ApiError, Error};
 
-use crate::handlers::{JobContext, create_mangopay_user, update_mangopay_user};
-use crate::queue::{JobQueue, JobsError, MAX_ATTEMPTS, with_storage};
+use crate::job::Job;
+use crate::queue::{JobQueue, JobsError, with_storage};
+use crate::registry::{JobContext, Registry};
+
+/// How failed jobs are retried: a failure that retrying may fix is retried as a new task,
+/// after a backoff (or when Mangopay said: a rate-limit reset, the time an unknown outcome can
+/// be reconciled), until `max_attempts` runs; then the row is left to the sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Runs of one job in all, the first included.
+    pub max_attempts: u32,
+    /// The first backoff; it doubles with each attempt.
+    pub base: Duration,
+    /// The longest backoff.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Six runs, waiting 1, 2, 4, 8 and 16 seconds in between (60 seconds at most).
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after attempt `attempt` (from 0) failed.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        self.base
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(self.max)
+    }
+}
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// Jobs run at once, per queue.
+    /// Jobs run at once.
     pub concurrency: usize,
     /// How long in-flight jobs may take to finish after a shutdown signal.
     pub shutdown_timeout: Duration,
     /// How often an idle worker looks for new jobs.
     pub poll_interval: Duration,
-    /// How often to re-enqueue creates left pending (unconfirmed) for longer than this
-    /// interval; also done once at start.
-    pub resume_interval: Duration,
+    /// How failed jobs are retried.
+    pub retry: RetryPolicy,
+    /// How often to sweep (once at start, then at this interval); `None` never sweeps.
+    pub sweep_interval: Option<Duration>,
+    /// What the sweep looks for.
+    pub sweep: SweepOptions,
+    /// The job types this worker runs.
+    pub registry: Registry,
 }
 
 impl Default for WorkerOptions {
@@ -35,77 +76,193 @@ impl Default for WorkerOptions {
             concurrency: 4,
             shutdown_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
-            resume_interval: Duration::from_secs(600),
+            retry: RetryPolicy::default(),
+            sweep_interval: Some(Duration::from_secs(60)),
+            sweep: SweepOptions::default(),
+            registry: Registry::standard(),
         }
     }
 }
 
-/// Enqueues a create for every user whose create was started and never confirmed (the worker
-/// running it crashed, or its retries ran out) and that has not been touched for `idle_for`.
-/// The create resends the same idempotency key, so this can never duplicate a user. Returns
-/// how many were enqueued.
-pub async fn resume_pending_creates(
+/// Why a job failed for good.
+#[derive(Debug, thiserror::Error)]
+#[error("{job}({id}) failed{}: {source}", if *.gave_up { " and gave up after its retries" } else { "" })]
+pub struct JobError {
+    /// The job's name.
+    pub job: String,
+    /// The row id it was given.
+    pub id: i64,
+    /// Whether it failed with an error that retrying may fix, after using up its retries (the
+    /// sweep picks the row up later).
+    pub gave_up: bool,
+    /// The model error.
+    #[source]
+    pub source: Error,
+}
+
+/// A job name no handler is registered for.
+#[derive(Debug, thiserror::Error)]
+#[error("no handler is registered for job `{0}`")]
+pub struct UnknownJob(pub String);
+
+/// What every dispatch needs.
+struct Shared {
+    ctx: JobContext,
+    queue: JobQueue,
+    options: WorkerOptions,
+}
+
+/// Whether the error asks only to wait (Mangopay's rate limit, an unknown outcome to settle
+/// by tag once Mangopay has had time): such waits do not count as attempts.
+fn just_wait(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::OutcomeUnknown {
+            retry_at: Some(_),
+            ..
+        }
+    ) || matches!(
+        e.api(),
+        Some(ApiError::RateLimited { .. } | ApiError::Mangopay { status: 429, .. })
+    )
+}
+
+/// The storage keeps a task's start time in whole seconds: rounded up, plus one second, so a
+/// retry never runs before its time.
+fn storage_delay(wait: Duration) -> Duration {
+    let whole = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Duration::from_secs(whole + 1)
+}
+
+/// Runs one job: its handler, then what its result asks for. Every outcome is final for this
+/// task: success, a retry scheduled as a new task, or a failure recorded (`AbortError`, so
+/// apalis does not run it again on its own).
+async fn dispatch(job: Job, task: TaskId, shared: Data<Arc<Shared>>) -> Result<(), BoxDynError> {
+    let Some(entry) = shared.options.registry.entry(&job.name).cloned() else {
+        tracing::error!(job = %job.name, id = job.id, "unknown job");
+        return Err(Box::new(AbortError::new(UnknownJob(job.name))));
+    };
+    // The task's own token: a task apalis hands out again after its worker died takes the row
+    // back at once.
+    let lease = Lease::new(format!("task-{task}"));
+    let result = (entry.handler)(shared.ctx.clone(), job.id, lease.clone()).await;
+    let error = match result {
+        Ok(()) => {
+            tracing::info!(job = %job.name, id = job.id, "job done");
+            return Ok(());
+        }
+        Err(Error::Busy { until, .. }) => {
+            // Another worker holds the row; if it dies, its lease ends and the sweep hands the
+            // row out again.
+            tracing::info!(job = %job.name, id = job.id, %until, "row held by another worker");
+            return Ok(());
+        }
+        Err(e) => e,
+    };
+    if !error.is_retryable() {
+        tracing::error!(job = %job.name, id = job.id, error = %error, "job failed, not retrying");
+        return Err(Box::new(AbortError::new(JobError {
+            job: job.name,
+            id: job.id,
+            gave_up: false,
+            source: error,
+        })));
+    }
+    let policy = shared.options.retry;
+    let next = if just_wait(&error) {
+        job.attempt
+    } else {
+        job.attempt + 1
+    };
+    if next >= policy.max_attempts {
+        if let Some(table) = entry.table {
+            sync::release(&shared.ctx.db, table, job.id, &lease).await?;
+        }
+        tracing::warn!(job = %job.name, id = job.id, error = %error,
+            "job failed and used up its retries; the sweep will pick the row up");
+        return Err(Box::new(AbortError::new(JobError {
+            job: job.name,
+            id: job.id,
+            gave_up: true,
+            source: error,
+        })));
+    }
+    let delay = storage_delay(
+        error
+            .retry_after()
+            .unwrap_or_else(|| policy.backoff(job.attempt)),
+    );
+    // Reserve the row for the retry: the sweep leaves it alone, and the retry (or whoever
+    // gets there first) takes it over.
+    let reservation = Lease::reservation("retry");
+    if let Some(table) = entry.table {
+        let margin = Duration::from_secs(30);
+        let held =
+            sync::hold_until(&shared.ctx.db, table, job.id, &reservation, delay + margin).await?;
+        if !held {
+            tracing::info!(job = %job.name, id = job.id, "row taken by another worker; not retrying");
+            return Ok(());
+        }
+    }
+    tracing::warn!(job = %job.name, id = job.id, attempt = job.attempt, ?delay, error = %error,
+        "job failed, will retry");
+    let retry = Job {
+        attempt: next,
+        ..job
+    };
+    if let Err(e) = shared.queue.enqueue_after(retry, delay).await {
+        if let Some(table) = entry.table {
+            sync::release(&shared.ctx.db, table, job.id, &reservation).await?;
+        }
+        return Err(Box::new(e));
+    }
+    Ok(())
+}
+
+/// Hands out the rows whose work is due (see [`diesel_mangopay::sync::sweep`]): a create job
+/// for rows not yet created, an update job for created rows still dirty. Each row is leased to
+/// the job it is handed to, so nothing a live worker holds, and nothing handed out by another
+/// sweep, is enqueued again. Returns how many jobs it enqueued.
+pub async fn sweep(
     ctx: &JobContext,
     queue: &JobQueue,
-    idle_for: Duration,
+    registry: &Registry,
+    options: &SweepOptions,
 ) -> Result<usize, JobsError> {
-    let ids = MangopayUser::pending_creates(&ctx.db, idle_for).await?;
-    for id in &ids {
-        queue.create_mangopay_user(*id).await?;
+    let lease = Lease::reservation("sweep");
+    let mut enqueued = 0;
+    for target in &registry.sweeps {
+        let Some(due) = sync::sweep::claim_due(&ctx.db, target.table, options, &lease).await?
+        else {
+            tracing::debug!(table = target.table.name(), "another worker is sweeping");
+            continue;
+        };
+        for row in due {
+            let name = if row.update {
+                &target.update
+            } else {
+                &target.create
+            };
+            queue.enqueue(Job::new(name.clone(), row.id)).await?;
+            enqueued += 1;
+        }
     }
-    if !ids.is_empty() {
-        tracing::info!(count = ids.len(), ?ids, "resumed unconfirmed creates");
+    if enqueued > 0 {
+        tracing::info!(enqueued, "sweep handed out due rows");
     }
-    Ok(ids.len())
+    Ok(enqueued)
 }
 
 /// A name unique to this process, so that workers on several machines never share one: the
-/// job storage re-assigns the jobs of a worker that stopped sending heartbeats by its name.
-fn worker_name(queue: &str) -> String {
+/// job storage hands the tasks of a worker that stopped sending heartbeats to another by name.
+fn worker_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
-    format!("{queue}@{host}:{}:{started}", std::process::id())
+    let token = Lease::random_for(&std::process::id().to_string());
+    format!("{}@{host}:{}", crate::QUEUE, token.owner())
 }
 
-fn is_transient(error: &BoxDynError) -> bool {
-    error.downcast_ref::<AbortError>().is_none()
-}
-
-/// Builds one worker for `$storage` running `$handler`, with the layers in the order that
-/// keeps one in-flight run per job: parallelize, concurrency, then retry with backoff.
-macro_rules! worker {
-    ($name:expr, $storage:expr, $ctx:expr, $options:expr, $handler:expr) => {{
-        let (name, storage, ctx, options) = ($name, $storage, $ctx, $options);
-        move |_restarts: usize| {
-            let backoff = ExponentialBackoffMaker::new(
-                Duration::from_secs(1),
-                Duration::from_secs(60),
-                0.5,
-                HasherRng::default(),
-            )
-            .expect("valid backoff bounds")
-            .make_backoff();
-            WorkerBuilder::new(name.clone())
-                .backend(storage.clone().poll_with_interval(options.poll_interval))
-                .data(ctx.clone())
-                .parallelize(tokio::spawn)
-                .concurrency(options.concurrency)
-                .retry(
-                    RetryPolicy::retries(MAX_ATTEMPTS - 1)
-                        .with_backoff(backoff)
-                        .retry_if(is_transient),
-                )
-                .build($handler)
-        }
-    }};
-}
-
-/// Runs the workers of every queue until `shutdown` resolves, then lets in-flight jobs finish
-/// (up to `options.shutdown_timeout`). Resumes unconfirmed creates at start and every
-/// `options.resume_interval`.
+/// Runs the worker until `shutdown` resolves, then lets in-flight jobs finish (up to
+/// `options.shutdown_timeout`). Sweeps at start and every `options.sweep_interval`.
 pub async fn run_worker<S>(
     ctx: JobContext,
     queue: JobQueue,
@@ -115,39 +272,44 @@ pub async fn run_worker<S>(
 where
     S: Future<Output = ()> + Send + 'static,
 {
-    resume_pending_creates(&ctx, &queue, Duration::ZERO).await?;
-    let resumer = {
-        let (ctx, queue, every) = (ctx.clone(), queue.clone(), options.resume_interval);
+    let sweeper = options.sweep_interval.map(|every| {
+        let (ctx, queue, registry, sweep_options) = (
+            ctx.clone(),
+            queue.clone(),
+            options.registry.clone(),
+            options.sweep.clone(),
+        );
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
-            tick.tick().await;
             loop {
                 tick.tick().await;
-                if let Err(e) = resume_pending_creates(&ctx, &queue, every).await {
-                    tracing::warn!(error = %e, "could not resume pending creates");
+                if let Err(e) = sweep(&ctx, &queue, &registry, &sweep_options).await {
+                    tracing::warn!(error = %e, "sweep failed");
                 }
             }
         })
-    };
-    let create_name = worker_name(crate::CREATE_USER_QUEUE);
-    let update_name = worker_name(crate::UPDATE_USER_QUEUE);
-    tracing::info!(concurrency = options.concurrency, heartbeat = ?queue.heartbeat, "worker starting");
+    });
+    let name = worker_name();
+    tracing::info!(concurrency = options.concurrency, heartbeat = ?queue.heartbeat,
+        jobs = ?options.registry, "worker starting");
+    let shared = Arc::new(Shared {
+        ctx,
+        queue: queue.clone(),
+        options: options.clone(),
+    });
     let monitor = Monitor::new().shutdown_timeout(options.shutdown_timeout);
-    let monitor = with_storage!(&queue.storages, |create_user, update_user| monitor
-        .register(worker!(
-            create_name,
-            create_user.clone(),
-            ctx.clone(),
-            options.clone(),
-            create_mangopay_user
-        ))
-        .register(worker!(
-            update_name,
-            update_user.clone(),
-            ctx.clone(),
-            options.clone(),
-            update_mangopay_user
-        )));
+    let monitor = with_storage!(&queue.storage, |storage| {
+        let storage = storage.clone();
+        let (shared, options) = (shared.clone(), options.clone());
+        monitor.register(move |_restarts: usize| {
+            WorkerBuilder::new(name.clone())
+                .backend(storage.clone().poll_with_interval(options.poll_interval))
+                .data(shared.clone())
+                .parallelize(tokio::spawn)
+                .concurrency(options.concurrency)
+                .build(dispatch)
+        })
+    });
     let result = monitor
         .run_with_signal(async move {
             shutdown.await;
@@ -155,7 +317,35 @@ where
             Ok(())
         })
         .await;
-    resumer.abort();
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+    }
     tracing::info!("worker stopped");
-    result.map_err(|e| JobsError::Worker(e.to_string()))
+    result.map_err(|e| JobsError::Worker(Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_in_whole_seconds_never_run_early() {
+        assert_eq!(storage_delay(Duration::ZERO), Duration::from_secs(1));
+        assert_eq!(
+            storage_delay(Duration::from_millis(300)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            storage_delay(Duration::from_secs(2)),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let p = RetryPolicy::default();
+        let waits: Vec<u64> = (0..8).map(|a| p.backoff(a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(p.backoff(200), Duration::from_secs(60));
+    }
 }

@@ -134,12 +134,18 @@ pub enum ApiError {
         /// When the exhausted windows reset.
         until: DateTime<Utc>,
     },
-    /// A request was answered 409 for its idempotency key, and Mangopay has no stored answer
-    /// for the key yet: the first request is most likely still being processed.
-    #[error("idempotency key {key} is in use and its first answer is not available yet")]
-    ReplayPending {
+    /// A request was answered 409 for its idempotency key and the first answer could not be
+    /// read back (`GET /responses/{key}` failed: not stored yet, lost, forbidden, a timeout,
+    /// an unreadable body). Whether the first request did anything is unknown.
+    #[error(
+        "idempotency key {key} was used before and its first answer cannot be read back: {source}"
+    )]
+    ReplayUnavailable {
         /// The idempotency key.
         key: String,
+        /// Why the look-up failed.
+        #[source]
+        source: Box<ApiError>,
     },
     /// The HTTP client could not be set up. The source is the underlying error: reqwest's
     /// when the client did not build, rustls' when the TLS configuration did not.
@@ -151,7 +157,7 @@ pub enum ApiError {
     /// [`status`](ApiError::status), [`body`](ApiError::body),
     /// [`retry_after`](ApiError::retry_after), [`to_stored`](ApiError::to_stored) and
     /// [`is_retryable`](ApiError::is_retryable) are those of `source`;
-    /// [`created_nothing`](ApiError::created_nothing) is always true.
+    /// [`never_sent`](ApiError::never_sent) is always true.
     #[error("could not get a bearer token: {source}")]
     TokenUnavailable {
         /// Why the token request failed.
@@ -181,36 +187,39 @@ impl ApiError {
         }
     }
 
-    /// Whether the same request may succeed later: timeouts and connection failures, 5xx,
-    /// 408, 429, and a 409 whose first answer is not stored yet. A stored 5xx read back by
-    /// idempotency key is not retryable: Mangopay blocks the key, so only a person who checked
-    /// Mangopay's side can decide to send the operation again with a new key.
+    /// Whether trying again later may succeed: timeouts and connection failures, 5xx, 408,
+    /// 429, an unreadable success, a 409 whose first answer cannot be read yet. A create that
+    /// failed this way is retried by the sync core with the same key (or looked up and
+    /// reconciled), never blindly with a new one.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ApiError::Mangopay {
-                status, replayed, ..
-            } => !*replayed && retryable_status(*status),
-            ApiError::UnexpectedResponse { status, .. } => retryable_status(*status),
+            ApiError::Mangopay { status, .. } | ApiError::UnexpectedResponse { status, .. } => {
+                retryable_status(*status)
+            }
             ApiError::Transport(e) => !e.is_builder(),
-            ApiError::RateLimited { .. } | ApiError::ReplayPending { .. } => true,
-            ApiError::Decode { .. } | ApiError::Setup(_) => false,
+            ApiError::RateLimited { .. }
+            | ApiError::ReplayUnavailable { .. }
+            | ApiError::Decode { .. } => true,
+            ApiError::Setup(_) => false,
             ApiError::TokenUnavailable { source } => source.is_retryable(),
         }
     }
 
-    /// Whether Mangopay certainly did not act on the request: it was answered with a 4xx other
-    /// than 408, 409 or 429 (or never sent). Only then may a create be retried with a new
-    /// idempotency key.
-    pub fn created_nothing(&self) -> bool {
+    /// Whether this is the stored first answer to an earlier request with the same
+    /// idempotency key, read back after a 409.
+    pub fn replayed(&self) -> bool {
+        matches!(self, ApiError::Mangopay { replayed: true, .. })
+    }
+
+    /// Whether the request certainly never reached Mangopay: refused by this client (rate
+    /// limit, bad setup) or a connection that could not be opened.
+    pub fn never_sent(&self) -> bool {
         match self {
-            ApiError::Mangopay { status, .. } | ApiError::UnexpectedResponse { status, .. } => {
-                (400..500).contains(status) && !matches!(status, 408 | 409 | 429)
-            }
             ApiError::RateLimited { .. }
             | ApiError::Setup(_)
             | ApiError::TokenUnavailable { .. } => true,
             ApiError::Transport(e) => e.is_builder() || e.is_connect(),
-            ApiError::Decode { .. } | ApiError::ReplayPending { .. } => false,
+            _ => false,
         }
     }
 
@@ -240,7 +249,7 @@ impl ApiError {
             ApiError::Decode { .. } => synthetic("decode_error"),
             ApiError::Transport(_) => synthetic("transport_error"),
             ApiError::RateLimited { .. } => synthetic("rate_limit"),
-            ApiError::ReplayPending { .. } => synthetic("replay_pending"),
+            ApiError::ReplayUnavailable { .. } => synthetic("replay_unavailable"),
             ApiError::Setup(_) => synthetic("client_setup"),
             ApiError::TokenUnavailable { source } => match &**source {
                 ApiError::Mangopay { body, .. } => (**body).clone(),
@@ -290,18 +299,22 @@ mod tests {
     fn classifies_retryable_and_definitive_errors() {
         for s in [500, 502, 503, 408, 429] {
             assert!(mangopay(s, false).is_retryable(), "{s}");
-            assert!(!mangopay(s, false).created_nothing(), "{s}");
+            assert!(mangopay(s, true).is_retryable(), "{s}");
+            assert!(!mangopay(s, false).never_sent(), "{s}");
         }
-        for s in [400, 401, 403, 404, 422] {
+        for s in [307, 400, 401, 403, 404, 422] {
             assert!(!mangopay(s, false).is_retryable(), "{s}");
-            assert!(mangopay(s, false).created_nothing(), "{s}");
         }
-        assert!(!mangopay(500, true).is_retryable());
-        assert!(!mangopay(409, false).created_nothing());
-        assert!(ApiError::ReplayPending { key: "k".into() }.is_retryable());
+        assert!(mangopay(500, true).replayed() && !mangopay(500, false).replayed());
+        let lost = ApiError::ReplayUnavailable {
+            key: "k".into(),
+            source: Box::new(mangopay(404, false)),
+        };
+        assert!(lost.is_retryable() && !lost.never_sent());
+        assert!(std::error::Error::source(&lost).is_some());
         let until = Utc::now() + chrono::Duration::seconds(60);
         let limited = ApiError::RateLimited { until };
-        assert!(limited.is_retryable() && limited.created_nothing());
+        assert!(limited.is_retryable() && limited.never_sent());
         assert!(limited.retry_after().unwrap() <= Duration::from_secs(60));
         assert_eq!(limited.to_stored().kind.as_deref(), Some("rate_limit"));
         // A redirect: the request was not processed where it was sent, and sending it again
@@ -326,10 +339,7 @@ mod tests {
             source: down.clone(),
         };
         assert!(unavailable.is_retryable());
-        assert!(
-            unavailable.created_nothing(),
-            "the call itself was not sent"
-        );
+        assert!(unavailable.never_sent(), "the call itself was not sent");
         assert_eq!(unavailable.status(), Some(503));
         assert!(
             unavailable
@@ -355,7 +365,7 @@ mod tests {
                 retry_after: None,
             }),
         };
-        assert!(!refused.is_retryable() && refused.created_nothing());
+        assert!(!refused.is_retryable() && refused.never_sent());
         assert_eq!(
             refused.body().unwrap().kind.as_deref(),
             Some("invalid_credentials")
@@ -394,6 +404,6 @@ mod tests {
         let source = error.source().expect("a source");
         assert!(source.is::<reqwest::Error>());
         assert_eq!(source.to_string(), message);
-        assert!(!error.is_retryable() && error.created_nothing());
+        assert!(!error.is_retryable() && error.never_sent());
     }
 }

@@ -53,16 +53,13 @@ enum Next {
     Fail,
 }
 
-fn next_step(status: u16, renewed: bool, keyed: bool, error_type: Option<&str>) -> Next {
+fn next_step(status: u16, renewed: bool, keyed: bool) -> Next {
     match status {
         200..=299 => Next::Done,
         401 if !renewed => Next::RenewTokenAndResend,
-        409 if keyed
-            && error_type
-                .is_none_or(|t| t.eq_ignore_ascii_case("idempotent_creation_conflict")) =>
-        {
-            Next::ReadStoredAnswer
-        }
+        // Whatever its `Type`, a 409 to a keyed POST may mean the key was used: its first
+        // answer is what tells (a conflict of the request itself is stored as that answer).
+        409 if keyed => Next::ReadStoredAnswer,
         _ => Next::Fail,
     }
 }
@@ -94,6 +91,16 @@ impl Default for PageRequest {
             per_page: 10,
         }
     }
+}
+
+/// What a keyed `POST` answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Posted {
+    /// The answer's body.
+    pub body: Value,
+    /// Whether this is the stored first answer to an earlier request with the same key, read
+    /// back after a 409.
+    pub replayed: bool,
 }
 
 /// A stored answer, as `GET /responses/{key}` returns it (Mangopay's "API Response" object).
@@ -234,10 +241,22 @@ impl MangopayClient {
 
     /// One page of a list (`GET` with `page` and `per_page`), with Mangopay's totals.
     pub async fn list(&self, path: &str, page: PageRequest) -> Result<Page<Value>, ApiError> {
-        let query = [
+        self.list_filtered(path, &[], page).await
+    }
+
+    /// One page of a list with filters and sorting (`Sort=CreationDate:DESC`, `AfterDate`,
+    /// `Status`, ...), with Mangopay's totals.
+    pub async fn list_filtered(
+        &self,
+        path: &str,
+        filters: &[(&str, String)],
+        page: PageRequest,
+    ) -> Result<Page<Value>, ApiError> {
+        let mut query = vec![
             ("page", page.page.to_string()),
             ("per_page", page.per_page.to_string()),
         ];
+        query.extend(filters.iter().map(|(k, v)| (*k, v.clone())));
         let answer = self
             .send(Method::GET, self.url(path, &query), None, None)
             .await?;
@@ -282,40 +301,63 @@ impl MangopayClient {
     ///
     /// If Mangopay answers 409 because the key was used before, the first answer is read back
     /// with `GET /responses/{key}` and returned as if it had just arrived: the original
-    /// resource on success, the original error (marked replayed) otherwise.
+    /// resource on success, the original error (marked replayed) otherwise. When the first
+    /// answer cannot be read back, the error is [`ApiError::ReplayUnavailable`]: the outcome
+    /// of the first request is unknown, never "nothing happened".
     pub async fn post<B: Serialize + ?Sized>(
         &self,
         path: &str,
         body: &B,
         key: &IdempotencyKey,
     ) -> Result<Value, ApiError> {
+        self.post_keyed(path, body, key).await.map(|p| p.body)
+    }
+
+    /// [`MangopayClient::post`], also saying whether the body is the stored first answer to
+    /// an earlier request with the same key.
+    pub async fn post_keyed<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        key: &IdempotencyKey,
+    ) -> Result<Posted, ApiError> {
         let body = to_json(body)?;
         let answer = self
             .send(Method::POST, self.url(path, &[]), Some(&body), Some(key))
             .await?;
-        let error = ErrorBody::parse(&answer.body);
-        match next_step(
-            answer.status.as_u16(),
-            true,
-            true,
-            error.as_ref().and_then(|e| e.kind.as_deref()),
-        ) {
-            Next::Done => into_json(answer),
+        match next_step(answer.status.as_u16(), true, true) {
+            Next::Done => Ok(Posted {
+                body: into_json(answer)?,
+                replayed: false,
+            }),
             Next::ReadStoredAnswer => {
                 tracing::info!(key = %key, path, "idempotency key already used; reading the first answer back");
-                match self.stored_response(key).await {
-                    Ok(stored) => stored.into_result(),
-                    Err(ApiError::Mangopay {
-                        status: 400, body, ..
-                    }) if body.kind.as_deref() == Some("correlationid_not_found") => {
-                        Err(ApiError::ReplayPending {
-                            key: key.to_string(),
-                        })
-                    }
-                    Err(e) => Err(e),
-                }
+                self.replay(key).await
             }
             Next::Fail | Next::RenewTokenAndResend => Err(error_from(answer)),
+        }
+    }
+
+    /// The first answer to a request sent with `key`, as [`MangopayClient::post_keyed`]
+    /// returns it after a 409: the stored resource, the stored error (replayed), or
+    /// [`ApiError::ReplayUnavailable`] when it cannot be read.
+    pub async fn replay(&self, key: &IdempotencyKey) -> Result<Posted, ApiError> {
+        let unavailable = |source: ApiError| ApiError::ReplayUnavailable {
+            key: key.to_string(),
+            source: Box::new(source),
+        };
+        let stored = self.stored_response(key).await.map_err(unavailable)?;
+        let status = stored.status_code;
+        match stored.into_result() {
+            Ok(resource @ Value::Object(_)) => Ok(Posted {
+                body: resource,
+                replayed: true,
+            }),
+            Ok(other) => Err(unavailable(ApiError::Decode {
+                status,
+                message: format!("the stored answer is not a JSON object: {other}"),
+            })),
+            Err(replayed_error) => Err(replayed_error),
         }
     }
 
@@ -475,8 +517,7 @@ impl MangopayClient {
             if config.debug() {
                 log_answer(&url, &answer, started, config);
             }
-            if next_step(answer.status.as_u16(), renewed, false, None) == Next::RenewTokenAndResend
-            {
+            if next_step(answer.status.as_u16(), renewed, false) == Next::RenewTokenAndResend {
                 // The token may have expired early or been revoked: a 401 is answered before
                 // anything is processed, so sending again cannot duplicate anything.
                 self.inner.tokens.invalidate(&token);
@@ -559,22 +600,14 @@ mod tests {
 
     #[test]
     fn answers_map_to_the_next_step() {
-        assert_eq!(next_step(200, false, true, None), Next::Done);
-        assert_eq!(next_step(204, true, false, None), Next::Done);
-        assert_eq!(next_step(401, false, true, None), Next::RenewTokenAndResend);
-        assert_eq!(next_step(401, true, true, None), Next::Fail);
-        assert_eq!(
-            next_step(409, true, true, Some("idempotent_creation_conflict")),
-            Next::ReadStoredAnswer
-        );
-        assert_eq!(next_step(409, true, true, None), Next::ReadStoredAnswer);
-        assert_eq!(next_step(409, true, false, None), Next::Fail);
-        assert_eq!(
-            next_step(409, true, true, Some("other_conflict")),
-            Next::Fail
-        );
+        assert_eq!(next_step(200, false, true), Next::Done);
+        assert_eq!(next_step(204, true, false), Next::Done);
+        assert_eq!(next_step(401, false, true), Next::RenewTokenAndResend);
+        assert_eq!(next_step(401, true, true), Next::Fail);
+        assert_eq!(next_step(409, true, true), Next::ReadStoredAnswer);
+        assert_eq!(next_step(409, true, false), Next::Fail);
         for s in [400, 403, 404, 429, 500, 503] {
-            assert_eq!(next_step(s, false, true, None), Next::Fail, "{s}");
+            assert_eq!(next_step(s, false, true), Next::Fail, "{s}");
         }
     }
 
@@ -649,7 +682,7 @@ mod tests {
         );
         let error = client.get("users").await.unwrap_err();
         assert!(transport_error(&error).is_connect(), "{error:?}");
-        assert!(error.is_retryable() && error.created_nothing());
+        assert!(error.is_retryable() && error.never_sent());
 
         // A server answering the TLS handshake in plain HTTP: the handshake starts, with the
         // client's own provider, and fails.

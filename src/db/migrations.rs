@@ -27,8 +27,8 @@ fn set(conn: &AnyConnection) -> EmbeddedMigrations {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> DbError {
-    DbError::Migration(e.to_string())
+fn err(e: Box<dyn std::error::Error + Send + Sync>) -> DbError {
+    DbError::Migration(e)
 }
 
 /// Applies every pending migration; returns the versions applied, oldest first.

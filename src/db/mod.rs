@@ -8,9 +8,14 @@
 mod conn;
 pub mod migrations;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{
+    AnsiTransactionManager, Instrumentation, InstrumentationEvent, SimpleConnection,
+    TransactionManager,
+};
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel::{Connection, ConnectionError, PgConnection, SqliteConnection};
 
@@ -31,27 +36,29 @@ pub enum Backend {
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DbError {
     /// The database could not be opened or reached.
-    #[error("cannot connect to {url}: {message}")]
+    #[error("cannot connect to {url}: {}", one_line(&source.to_string()))]
     Connect {
         /// The URL, password redacted.
         url: String,
-        /// The driver's message, on one line.
-        message: String,
+        /// The driver's error.
+        #[source]
+        source: ConnectionError,
     },
-    /// No pooled connection became free in time.
-    #[error("no database connection available: {0}")]
-    Pool(String),
+    /// No pooled connection became free in time, or none could be opened.
+    #[error("no database connection available: {}", one_line(&.0.to_string()))]
+    Pool(#[source] r2d2::PoolError),
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
     /// Applying or reverting migrations failed.
     #[error("migration failed: {0}")]
-    Migration(String),
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The blocking task running the query panicked or was cancelled.
     #[error("database task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl DbError {
@@ -71,58 +78,104 @@ impl DbError {
                 )
         )
     }
+
+    /// Whether a unique constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
 }
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// How many statements and transactions a [`Db`]'s connections have run: diesel's
+/// instrumentation, counted on every pooled connection.
+#[derive(Debug, Default)]
+struct Counts {
+    queries: AtomicU64,
+    /// Transactions begun (savepoints included).
+    begins: AtomicU64,
+    /// Top-level transactions begun.
+    transactions: AtomicU64,
+    /// Commits and rollbacks (of savepoints too).
+    ends: AtomicU64,
+}
+
+/// The statements and transactions run through a [`Db`] so far (see [`Db::statements`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatementCount {
+    /// Statements, not counting transaction control (`BEGIN`, `COMMIT`, `ROLLBACK` and
+    /// savepoints).
+    pub statements: u64,
+    /// Transactions begun (savepoints inside them not counted).
+    pub transactions: u64,
+}
+
+impl std::ops::Sub for StatementCount {
+    type Output = StatementCount;
+    fn sub(self, earlier: StatementCount) -> StatementCount {
+        StatementCount {
+            statements: self.statements.saturating_sub(earlier.statements),
+            transactions: self.transactions.saturating_sub(earlier.transactions),
+        }
+    }
+}
+
+struct Counter(Arc<Counts>);
+
+impl Instrumentation for Counter {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        let counter = match event {
+            InstrumentationEvent::StartQuery { .. } => &self.0.queries,
+            InstrumentationEvent::BeginTransaction { depth, .. } => {
+                if depth.get() == 1 {
+                    self.0.transactions.fetch_add(1, Ordering::Relaxed);
+                }
+                &self.0.begins
+            }
+            InstrumentationEvent::CommitTransaction { .. }
+            | InstrumentationEvent::RollbackTransaction { .. } => &self.0.ends,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Opens the pool's connections, dispatching on the URL scheme and setting SQLite's pragmas.
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
-}
-
-/// Stops OpenSSL from registering its exit-time cleanup, once, before the first PostgreSQL
-/// connection (libpq negotiates TLS through the system's OpenSSL).
-///
-/// r2d2 opens and closes pooled connections on its own threads. When a process exits while
-/// one of them is in a TLS handshake, OpenSSL's `atexit` handler frees the tables that thread
-/// is reading, and the process dies with SIGSEGV after its work is done. Without the handler
-/// the operating system reclaims that memory at exit anyway. This has no effect if OpenSSL was
-/// already initialised elsewhere in the process.
-fn skip_openssl_exit_cleanup() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // OpenSSL 1.1.1b and later: `OPENSSL_INIT_NO_ATEXIT`.
-        const OPENSSL_INIT_NO_ATEXIT: u64 = 0x0008_0000;
-        unsafe extern "C" {
-            fn OPENSSL_init_crypto(opts: u64, settings: *const std::ffi::c_void)
-            -> std::ffi::c_int;
-        }
-        // SAFETY: OPENSSL_init_crypto may be called from any thread at any time; a null
-        // settings pointer means the defaults. libcrypto is linked through libpq (pq-sys).
-        let ok = unsafe { OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, std::ptr::null()) };
-        if ok != 1 {
-            tracing::warn!("OpenSSL refused OPENSSL_INIT_NO_ATEXIT");
-        }
-    });
+    counts: Arc<Counts>,
 }
 
 impl ConnectionManager {
     fn open(&self) -> Result<AnyConnection, ConnectionError> {
         match &self.url {
             DatabaseUrl::Postgres(url) => {
-                skip_openssl_exit_cleanup();
+                // libpq negotiates TLS through the system's OpenSSL. r2d2 opens and closes
+                // pooled connections on its own threads; if a process exits while one of them
+                // is in a TLS handshake, OpenSSL's exit-time cleanup frees tables that thread
+                // is reading and the process dies with SIGSEGV after its work is done.
+                // openssl-sys initialises OpenSSL once with OPENSSL_INIT_NO_ATEXIT.
+                openssl_sys::init();
                 PgConnection::establish(url).map(AnyConnection::Pg)
             }
             DatabaseUrl::Sqlite(path) => {
                 let mut c = SqliteConnection::establish(path)?;
                 // busy_timeout first: switching to WAL takes a lock that other pooled
-                // connections opening at the same time must wait for.
+                // connections opening at the same time must wait for. synchronous = FULL: the
+                // create protocol relies on a committed idempotency key surviving a power
+                // loss (in WAL mode, NORMAL may lose the last commits).
                 c.batch_execute(
                     "PRAGMA busy_timeout = 15000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
                 Ok(AnyConnection::Sqlite(c))
@@ -136,7 +189,9 @@ impl ManageConnection for ConnectionManager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<AnyConnection, ConnectionError> {
-        self.open()
+        let mut conn = self.open()?;
+        conn.set_instrumentation(Counter(self.counts.clone()));
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectionError> {
@@ -152,12 +207,15 @@ impl ManageConnection for ConnectionManager {
 /// One connection, outside any pool, opened the way the pool opens them (URL dispatch, SQLite
 /// pragmas). For short-lived tools such as the migration command.
 pub fn establish(url: &DatabaseUrl) -> Result<AnyConnection, DbError> {
-    ConnectionManager { url: url.clone() }
-        .open()
-        .map_err(|e| DbError::Connect {
-            url: url.redacted(),
-            message: one_line(&e.to_string()),
-        })
+    ConnectionManager {
+        url: url.clone(),
+        counts: Arc::default(),
+    }
+    .open()
+    .map_err(|source| DbError::Connect {
+        url: url.redacted(),
+        source,
+    })
 }
 
 /// A pool of connections to the application's database; cheap to clone.
@@ -166,6 +224,7 @@ pub struct Db {
     pool: Pool<ConnectionManager>,
     backend: Backend,
     url: DatabaseUrl,
+    counts: Arc<Counts>,
 }
 
 impl std::fmt::Debug for Db {
@@ -185,12 +244,16 @@ impl Db {
         let url = url.clone();
         tokio::task::spawn_blocking(move || Db::connect_blocking(&url))
             .await
-            .map_err(|e| DbError::Task(e.to_string()))?
+            .map_err(DbError::Task)?
     }
 
     /// [`Db::connect`] for code that is not async (the migration CLI).
     pub fn connect_blocking(url: &DatabaseUrl) -> Result<Db, DbError> {
-        let manager = ConnectionManager { url: url.clone() };
+        let counts = Arc::<Counts>::default();
+        let manager = ConnectionManager {
+            url: url.clone(),
+            counts: counts.clone(),
+        };
         let first = establish(url)?;
         let (backend, size) = match url {
             DatabaseUrl::Postgres(_) => (Backend::Postgres, 10),
@@ -200,12 +263,16 @@ impl Db {
             .max_size(size)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
+            // A broken connection is dropped when it is returned (diesel checks it); testing
+            // every checkout would add a statement to every database hop.
+            .test_on_check_out(false)
             .build_unchecked(manager);
         drop(first);
         Ok(Db {
             pool,
             backend,
             url: url.clone(),
+            counts,
         })
     }
 
@@ -222,9 +289,21 @@ impl Db {
     /// A pooled connection, blocking until one is free, for the application's own diesel
     /// queries in sync code (on tokio, use [`Db::run`]).
     pub fn get(&self) -> Result<PooledConnection<ConnectionManager>, DbError> {
-        self.pool
-            .get()
-            .map_err(|e| DbError::Pool(one_line(&e.to_string())))
+        self.pool.get().map_err(DbError::Pool)
+    }
+
+    /// The statements and transactions this pool's connections have run so far (diesel's
+    /// instrumentation). Subtract two readings to count what happened in between.
+    pub fn statements(&self) -> StatementCount {
+        let queries = self.counts.queries.load(Ordering::Relaxed);
+        let begins = self.counts.begins.load(Ordering::Relaxed);
+        let ends = self.counts.ends.load(Ordering::Relaxed);
+        StatementCount {
+            // BEGIN, COMMIT, ROLLBACK and savepoints are statements too: transaction control,
+            // not counted as work.
+            statements: queries.saturating_sub(begins + ends),
+            transactions: self.counts.transactions.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `f` on a pooled connection on tokio's blocking threads, never on a worker thread.
@@ -240,7 +319,7 @@ impl Db {
             f(&mut conn)
         })
         .await
-        .map_err(|e| E::from(DbError::Task(e.to_string())))?
+        .map_err(|e| E::from(DbError::Task(e)))?
     }
 
     /// [`Db::run`] inside a write transaction (see [`write_transaction`]).

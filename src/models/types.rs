@@ -4,7 +4,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::validate::{self, CountryCode, FieldErrorKind, ValidationErrors};
 
@@ -250,10 +250,42 @@ impl Address {
         })
     }
 
-    /// Reads Mangopay's address object; `None` when it is null or every part is null.
+    /// The parts as an update body lists them: API name, model name, value.
+    pub(crate) fn parts(&self) -> [(&'static str, &'static str, Option<&str>); 6] {
+        [
+            ("AddressLine1", "line1", self.line1.as_deref()),
+            ("AddressLine2", "line2", self.line2.as_deref()),
+            ("City", "city", self.city.as_deref()),
+            ("Region", "region", self.region.as_deref()),
+            ("PostalCode", "postal_code", self.postal_code.as_deref()),
+            (
+                "Country",
+                "country",
+                self.country.as_ref().map(CountryCode::as_str),
+            ),
+        ]
+    }
+
+    /// Every part's API and model name.
+    pub(crate) const PARTS: [(&'static str, &'static str); 6] = [
+        ("AddressLine1", "line1"),
+        ("AddressLine2", "line2"),
+        ("City", "city"),
+        ("Region", "region"),
+        ("PostalCode", "postal_code"),
+        ("Country", "country"),
+    ];
+
+    /// Reads Mangopay's address object; `None` when it is null or every part is null or
+    /// empty.
     pub(crate) fn from_api(value: &Value) -> Option<Address> {
         let obj = value.as_object()?;
-        let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
+        let text = |k: &str| {
+            obj.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
         let address = Address {
             line1: text("AddressLine1"),
             line2: text("AddressLine2"),
@@ -310,8 +342,10 @@ pub(crate) mod read {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
     use serde_json::Value;
 
+    /// Text; `null` and `""` are both "no value" (a field cleared at Mangopay).
     pub(crate) fn text(obj: &Value, key: &str) -> Option<Option<String>> {
         obj.get(key).map(|v| match v {
+            Value::String(s) if s.is_empty() => None,
             Value::String(s) => Some(s.clone()),
             Value::Null => None,
             other => Some(other.to_string()),
@@ -355,18 +389,6 @@ pub(crate) mod read {
 /// A birthday as Mangopay wants it: midnight UTC of that day, in Unix seconds.
 pub(crate) fn birthday_to_api(date: chrono::NaiveDate) -> i64 {
     date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp()
-}
-
-/// Puts `value` under `key` when it is `Some`. Unset fields are left out of create and update
-/// bodies alike: Mangopay keeps a field's stored value when an update sends `null` for it (the
-/// official SDKs send `null` for every unset field), so a field cannot be cleared that way.
-pub(crate) fn put<T: Serialize>(body: &mut Map<String, Value>, key: &str, value: Option<T>) {
-    if let Some(v) = value {
-        body.insert(
-            key.to_owned(),
-            serde_json::to_value(v).unwrap_or(Value::Null),
-        );
-    }
 }
 
 #[cfg(test)]

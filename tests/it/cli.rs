@@ -54,13 +54,16 @@ fn migrate_round_trip(database: &TestDatabase) {
     let again = cli(&["migrate", "run", "--database-url", &url]);
     assert!(stdout(&again).contains("no pending migrations"));
 
+    assert!(stdout(&run).contains("applied 20261121000002"));
+
     let revert = cli(&["migrate", "revert", "--database-url", &url]);
     assert!(
-        revert.status.success() && stdout(&revert).contains("reverted 20261121000001"),
+        revert.status.success() && stdout(&revert).contains("reverted 20261121000002"),
         "{revert:?}"
     );
     let list = cli(&["migrate", "list", "--database-url", &url]);
-    assert!(stdout(&list).contains("[ ] 2026-11-21-000001_create_mangopay_users"));
+    assert!(stdout(&list).contains("[X] 2026-11-21-000001_create_mangopay_users"));
+    assert!(stdout(&list).contains("[ ] 2026-11-21-000002_sync_core"));
 }
 
 #[test]
@@ -154,7 +157,7 @@ async fn the_standalone_sandbox_serves_the_client_and_stops_on_sigterm() {
             .mangopay_id(),
         user.mangopay_id()
     );
-    let mut process = crate::support::WorkerProcess { child, log: None };
+    let mut process = crate::support::Process { child, log: None };
     process.signal(libc::SIGTERM);
     let status = process.wait(Duration::from_secs(10)).await;
     assert!(status.success(), "{status:?}");
@@ -175,7 +178,7 @@ fn the_standalone_sandbox_prints_its_default_credentials() {
 #[tokio::test]
 async fn the_standalone_sandbox_takes_its_knobs_from_flags() {
     let (child, url, _) = spawn_sandbox(&["--rate-limit", "2", "--latency-ms", "200"]);
-    let mut process = crate::support::WorkerProcess { child, log: None };
+    let mut process = crate::support::Process { child, log: None };
     let client = MangopayClient::new(
         ClientConfig::builder("sandbox-client", "sandbox-api-key")
             .base_url(&url)

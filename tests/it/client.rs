@@ -56,7 +56,7 @@ async fn a_failed_token_request_fails_every_call_waiting_for_it() {
     for call in calls {
         let error = call.await.unwrap().unwrap_err();
         assert_eq!(error.status(), Some(500), "{error:?}");
-        assert!(error.is_retryable() && error.created_nothing(), "{error:?}");
+        assert!(error.is_retryable() && error.never_sent(), "{error:?}");
         match error {
             ApiError::TokenUnavailable { source } => sources.push(source),
             other => panic!("expected no token, got {other:?}"),
@@ -136,7 +136,10 @@ async fn wrong_credentials_are_a_typed_401_that_is_not_retried() {
         error.body().unwrap().kind.as_deref(),
         Some("invalid_credentials")
     );
-    assert!(!error.is_retryable() && error.created_nothing());
+    assert!(
+        !error.is_retryable() && error.never_sent(),
+        "no token, so the call itself was never sent"
+    );
     assert_eq!(sandbox.sandbox().token_requests(), 1);
 }
 
@@ -179,6 +182,38 @@ async fn a_reused_idempotency_key_returns_the_original_resource() {
 }
 
 #[tokio::test]
+async fn a_409_whose_first_answer_cannot_be_read_is_unknown_not_a_refusal() {
+    let sandbox = start_sandbox(SandboxConfig::default()).await;
+    let client = client_for(&sandbox);
+    let knobs = sandbox.sandbox().knobs();
+    let key = IdempotencyKey::generate();
+    client
+        .post("users/natural", &payer("Alex"), &key)
+        .await
+        .unwrap();
+    for failure in [404, 403, 400, 500] {
+        knobs.fail_response_lookups(1, diesel_mangopay_sandbox::LookupFailure::Status(failure));
+        let error = client
+            .post("users/natural", &payer("Alex"), &key)
+            .await
+            .unwrap_err();
+        match &error {
+            ApiError::ReplayUnavailable { key: k, source } => {
+                assert_eq!(k, key.as_str());
+                assert_eq!(source.status(), Some(failure));
+            }
+            other => panic!("{failure}: expected an unreadable replay, got {other:?}"),
+        }
+        assert!(error.is_retryable() && !error.never_sent(), "{failure}");
+        assert!(
+            std::error::Error::source(&error).is_some(),
+            "the look-up's error is kept as the source"
+        );
+    }
+    assert_eq!(sandbox.sandbox().user_count(), 1);
+}
+
+#[tokio::test]
 async fn a_stored_error_is_replayed_as_that_error() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
     let client = client_for(&sandbox);
@@ -206,7 +241,7 @@ async fn a_stored_error_is_replayed_as_that_error() {
             }
             other => panic!("expected a 400, got {other:?}"),
         }
-        assert!(!error.is_retryable() && error.created_nothing());
+        assert!(!error.is_retryable());
     }
 }
 
@@ -224,7 +259,7 @@ async fn server_errors_and_timeouts_are_retryable() {
     sandbox.sandbox().knobs().fail_next(1);
     let error = client.get("users").await.unwrap_err();
     assert_eq!(error.status(), Some(500));
-    assert!(error.is_retryable() && !error.created_nothing());
+    assert!(error.is_retryable() && !error.never_sent());
     assert_eq!(
         error.body().unwrap().kind.as_deref(),
         Some("internal_server_error")
@@ -240,7 +275,7 @@ async fn server_errors_and_timeouts_are_retryable() {
         .unwrap_err();
     assert!(matches!(error, ApiError::Transport(_)), "{error:?}");
     assert!(
-        error.is_retryable() && !error.created_nothing(),
+        error.is_retryable() && !error.never_sent(),
         "a timed-out POST may have been processed"
     );
 }
@@ -452,7 +487,7 @@ async fn a_redirected_token_request_is_an_error_and_is_not_sent_again() {
         other => panic!("expected no token, got {other:?}"),
     }
     assert_eq!(error.status(), Some(308));
-    assert!(!error.is_retryable() && error.created_nothing());
+    assert!(!error.is_retryable() && error.never_sent());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         connections.load(Ordering::SeqCst),

@@ -58,9 +58,14 @@ both_backends!(migrations_list_revert_and_reapply, |env: Env| async move {
     let reverted = migrations::revert_last(&mut conn).unwrap();
     assert!(listed.last().unwrap().name.starts_with(&reverted[..4]));
     assert!(!migrations::list(&mut conn).unwrap().last().unwrap().applied);
+    let columns_gone = mangopay_users::table
+        .select(mangopay_users::row_version)
+        .first::<i64>(&mut *conn);
+    assert!(columns_gone.is_err(), "the revert dropped the sync columns");
+    migrations::revert_last(&mut conn).unwrap();
     let table_gone = mangopay_users::table.count().get_result::<i64>(&mut *conn);
-    assert!(table_gone.is_err(), "the revert dropped the tables");
-    assert_eq!(migrations::run_pending(&mut conn).unwrap().len(), 1);
+    assert!(table_gone.is_err(), "the second revert dropped the tables");
+    assert_eq!(migrations::run_pending(&mut conn).unwrap().len(), 2);
     assert!(
         migrations::list(&mut conn)
             .unwrap()

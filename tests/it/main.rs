@@ -2,11 +2,12 @@
 //! runs on SQLite and on PostgreSQL (`both_backends!`); the Mangopay side is the in-process
 //! sandbox, reached over loopback HTTP by the real client.
 
+#[path = "../support/mod.rs"]
 mod support;
 
 mod cli;
 mod client;
-mod crash;
+mod contract;
 mod db;
-mod jobs;
+mod sync;
 mod users;

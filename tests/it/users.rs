@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use diesel::prelude::*;
 use diesel_mangopay::models::MangopayUser;
-use diesel_mangopay::schema::mangopay_users;
 use diesel_mangopay::{
     ApiError, Error, FieldErrorKind, KycLevel, MangopayLegalUser, MangopayNaturalUser, SyncState,
     UserCategory, UserStatus,
@@ -48,11 +46,19 @@ both_backends!(
 
         let sync = natural.sync();
         assert_eq!(sync.state, SyncState::Synced);
-        assert_eq!(sync.kyc_level, Some(KycLevel::Light));
-        assert_eq!(sync.user_status, Some(UserStatus::Active));
+        let facts = natural.facts();
+        assert_eq!(facts.kyc_level, Some(KycLevel::Light));
+        assert_eq!(facts.user_status, Some(UserStatus::Active));
         assert!(
-            sync.mangopay_created_at.is_some() && sync.terms_and_conditions_accepted_at.is_some()
+            facts.mangopay_created_at.is_some() && facts.terms_and_conditions_accepted_at.is_some()
         );
+        assert!(!sync.dirty && sync.lease_until.is_none());
+        let tag = remote["Tag"].as_str().unwrap();
+        assert!(
+            tag.starts_with("created by the tests dm:"),
+            "the Tag carries the row's marker: {tag}"
+        );
+        assert_eq!(natural.tag.as_deref(), Some("created by the tests"));
         assert_eq!(sync.api_payload.as_ref().unwrap()["Id"], id.as_str());
         assert_eq!(sync.attempts, 0);
         assert!(sync.last_error.is_none());
@@ -345,32 +351,26 @@ both_backends!(
 );
 
 both_backends!(
-    a_transient_failure_keeps_the_key_and_the_retry_completes,
+    a_gateway_failure_keeps_the_key_and_the_resent_key_creates,
     |env: Env| async move {
         env.warm_up().await;
-        env.sandbox().knobs().fail_next(1);
+        // A gateway outage: Mangopay's API never sees the request, so its key stays free.
+        env.sandbox().knobs().set_unavailable(true);
         let mut user = natural_owner();
         let error = user.create(&env.db, &env.client).await.unwrap_err();
-        assert_eq!(error.api().and_then(ApiError::status), Some(500));
+        assert!(matches!(error, Error::OutcomeUnknown { .. }), "{error}");
+        assert_eq!(error.api().and_then(ApiError::status), Some(503));
         assert!(error.is_retryable());
         let sync = user.sync().clone();
         assert_eq!(sync.state, SyncState::Pending);
         assert_eq!(sync.attempts, 1);
-        assert_eq!(
-            sync.last_error.as_ref().unwrap().kind.as_deref(),
-            Some("internal_server_error")
-        );
+        assert!(!sync.create_key_spent);
         let key = sync
             .create_idempotency_key
             .clone()
             .expect("the key stays for the retry");
-        assert_eq!(
-            MangopayUser::pending_creates(&env.db, Duration::ZERO)
-                .await
-                .unwrap(),
-            vec![user.id.unwrap()]
-        );
 
+        env.sandbox().knobs().set_unavailable(false);
         user.create(&env.db, &env.client).await.unwrap();
         assert_eq!(
             user.sync().create_idempotency_key.as_deref(),
@@ -378,12 +378,50 @@ both_backends!(
         );
         assert_eq!(keyed_posts(&env), vec![key.clone(), key]);
         assert_eq!(env.sandbox().user_count(), 1);
-        assert!(
-            MangopayUser::pending_creates(&env.db, Duration::ZERO)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(user.sync().state, SyncState::Synced);
+    }
+);
+
+both_backends!(
+    a_stored_500_is_settled_by_tag_then_sent_with_a_new_key,
+    |env: Env| async move {
+        env.warm_up().await;
+        // Mangopay answers 500 before doing the work and stores that answer against the key:
+        // the key can never succeed, and only listing by tag proves nothing was created.
+        env.sandbox().knobs().fail_next(1);
+        let mut user = natural_owner();
+        let error = user.create(&env.db, &env.client).await.unwrap_err();
+        assert!(matches!(error, Error::OutcomeUnknown { .. }), "{error}");
+        let first = user.sync().create_idempotency_key.clone().unwrap();
+
+        // Resent at once: 409, and the stored 500 read back. Unknown still, and the key is
+        // spent; the create waits for Mangopay to have settled before searching by tag.
+        let error = user.create(&env.db, &env.client).await.unwrap_err();
+        let Error::OutcomeUnknown { retry_at, .. } = &error else {
+            panic!("{error}")
+        };
+        assert!(retry_at.is_some(), "a spent key is reconciled, not resent");
+        assert!(user.sync().create_key_spent);
+        assert_eq!(user.sync().state, SyncState::Pending);
+        assert_eq!(env.sandbox().user_count(), 0);
+        let wait = error.retry_after().unwrap();
+        assert!(wait <= crate::support::RECONCILE_AFTER, "{wait:?}");
+
+        tokio::time::sleep(wait).await;
+        user.create(&env.db, &env.client).await.unwrap();
+        let second = user.sync().create_idempotency_key.clone().unwrap();
+        assert_ne!(first, second, "the released key was replaced");
+        assert_eq!(keyed_posts(&env), vec![first.clone(), first, second]);
+        assert_eq!(env.sandbox().user_count(), 1, "exactly one user");
+        assert_eq!(user.sync().state, SyncState::Synced);
+        assert!(user.sync().last_error.is_none());
+        let listed = env
+            .sandbox()
+            .request_log()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/users"))
+            .count();
+        assert!(listed >= 1, "the outcome was settled by listing users");
     }
 );
 
@@ -410,7 +448,12 @@ both_backends!(
         assert!(pending.mangopay_id().is_none());
 
         env.sandbox().knobs().set_latency(Duration::ZERO);
+        // The interrupted call's lease still holds the row: a retry now is told to wait.
         let mut retried = MangopayNaturalUser::get(&env.db, id).await.unwrap();
+        let busy = retried.create(&env.db, &env.client).await.unwrap_err();
+        assert!(matches!(busy, Error::Busy { .. }), "{busy}");
+        assert!(busy.is_retryable() && busy.retry_after().unwrap() <= Duration::from_secs(70));
+        env.expire_lease(id).await;
         retried.create(&env.db, &env.client).await.unwrap();
         let created = &env.sandbox().users()[0];
         assert_eq!(retried.mangopay_id(), created["Id"].as_str());
@@ -462,40 +505,5 @@ both_backends!(
         ids.dedup();
         assert_eq!(ids.len(), 1, "every caller sees the same user: {ids:?}");
         assert_eq!(env.sandbox().user_count(), 1);
-    }
-);
-
-both_backends!(
-    a_create_older_than_the_idempotency_window_is_not_resent,
-    |env: Env| async move {
-        env.warm_up().await;
-        env.sandbox().knobs().fail_next(1);
-        let mut user = natural_owner();
-        user.create(&env.db, &env.client).await.unwrap_err();
-        let id = user.id.unwrap();
-        let long_ago = chrono::Utc::now().naive_utc() - chrono::Duration::hours(25);
-        env.db
-            .run(move |conn| {
-                diesel::update(mangopay_users::table.find(id))
-                    .set(mangopay_users::create_idempotency_key_at.eq(long_ago))
-                    .execute(conn)
-                    .map_err(diesel_mangopay::DbError::from)
-            })
-            .await
-            .unwrap();
-        env.sandbox().clear_request_log();
-        let error = user.create(&env.db, &env.client).await.unwrap_err();
-        assert!(
-            matches!(error, Error::IdempotencyWindowExpired { .. }),
-            "{error}"
-        );
-        assert!(!error.is_retryable());
-        assert!(env.sandbox().request_log().is_empty(), "nothing was sent");
-        let stored = MangopayNaturalUser::get(&env.db, id).await.unwrap();
-        assert_eq!(stored.sync().state, SyncState::Failed);
-        assert_eq!(
-            stored.sync().last_error.as_ref().unwrap().kind.as_deref(),
-            Some("idempotency_window_expired")
-        );
     }
 );

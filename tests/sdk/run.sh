@@ -2,9 +2,10 @@
 # SDK conformance: runs the official Mangopay Python and Node SDKs against a
 # freshly started diesel-mangopay sandbox and fails if either flow fails.
 #
-#   SANDBOX_CMD   command that starts the sandbox (default: target/debug/diesel-mangopay sandbox);
-#                 it gets --port, --client-id and --api-key appended
-#   SDK_WORK_DIR  where the venv and node_modules live (default: target/sdk)
+#   SANDBOX_CMD   command that starts the sandbox (default: the `diesel-mangopay sandbox`
+#                 built in cargo's target directory, CARGO_TARGET_DIR honoured); it gets
+#                 --port, --client-id and --api-key appended
+#   SDK_WORK_DIR  where the venv and node_modules live (default: <target directory>/sdk)
 #
 # Paths are relative to the repository root. Needs python3 (with venv), node and npm,
 # and the PyPI and npm registries for the first run.
@@ -14,8 +15,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
 SDK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-SANDBOX_CMD="${SANDBOX_CMD:-target/debug/diesel-mangopay sandbox}"
-WORK_DIR="${SDK_WORK_DIR:-target/sdk}"
+target_dir() {
+    cargo metadata --format-version 1 --no-deps \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}
+if [[ -z "${SANDBOX_CMD:-}" || -z "${SDK_WORK_DIR:-}" ]]; then
+    TARGET_DIR="$(target_dir)"
+fi
+SANDBOX_CMD="${SANDBOX_CMD:-$TARGET_DIR/debug/diesel-mangopay sandbox}"
+WORK_DIR="${SDK_WORK_DIR:-$TARGET_DIR/sdk}"
 PYTHON_SDK="mangopay4-python-sdk==4.2.0"
 NODE_SDK_NAME="mangopay4-nodejs-sdk"
 NODE_SDK_VERSION="1.68.0"

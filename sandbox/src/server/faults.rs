@@ -34,6 +34,8 @@ pub(crate) const FAILED_AFTER_WORK: &str = "failed_after_work";
 pub(crate) const ANSWER_DROPPED: &str = "answer_dropped";
 /// Marker of an answer withheld on an open connection.
 pub(crate) const ANSWER_WITHHELD: &str = "answer_withheld";
+/// Marker of an answer whose body arrived damaged.
+pub(crate) const ANSWER_GARBLED: &str = "answer_garbled";
 /// Marker of a 503 from the front door.
 pub(crate) const UNAVAILABLE: &str = "unavailable";
 /// Marker of a 307 from the front door.
@@ -42,6 +44,9 @@ pub(crate) const REDIRECTED: &str = "redirected";
 pub(crate) const LOOKUP_FAILED: &str = "lookup_failed";
 /// Marker of a 429 from the rate limiter.
 pub(crate) const RATE_LIMITED: &str = "rate_limited";
+
+/// What a garbled answer's body is: JSON cut short.
+pub(crate) const GARBLED_BODY: &str = "{\"Id\": \"user_m_01";
 
 /// The longest an answer is withheld.
 pub(crate) const HANG_CAP: Duration = Duration::from_secs(10 * 60);
@@ -62,6 +67,7 @@ pub(crate) enum Delivery {
     Send,
     Close,
     Withhold,
+    Garble,
 }
 
 impl From<AnswerLoss> for Delivery {
@@ -69,6 +75,7 @@ impl From<AnswerLoss> for Delivery {
         match loss {
             AnswerLoss::Close => Delivery::Close,
             AnswerLoss::Hang => Delivery::Withhold,
+            AnswerLoss::Garble => Delivery::Garble,
         }
     }
 }
@@ -183,6 +190,7 @@ pub(crate) async fn work(State(sandbox): State<Sandbox>, request: Request, next:
         faults.mark(match loss {
             AnswerLoss::Close => ANSWER_DROPPED,
             AnswerLoss::Hang => ANSWER_WITHHELD,
+            AnswerLoss::Garble => ANSWER_GARBLED,
         });
         faults.deliver(loss.into());
     }
@@ -199,6 +207,11 @@ pub(crate) async fn deliver(
 ) -> Response {
     match delivery {
         Delivery::Send => return response,
+        Delivery::Garble => {
+            let (mut parts, _) = response.into_parts();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            return Response::from_parts(parts, Body::from(GARBLED_BODY));
+        }
         Delivery::Close => {}
         Delivery::Withhold => match &connection {
             Some(connection) => {

@@ -26,6 +26,9 @@ pub enum AnswerLoss {
     /// client gives up or the server shuts down, and is closed without an answer after
     /// 10 minutes at most.
     Hang,
+    /// The response arrives with its status and headers, but its body is cut short and is
+    /// not JSON (an answer damaged on the way).
+    Garble,
 }
 
 /// What `GET /responses/{key}` answers when no answer is stored for the key (unknown,

@@ -174,6 +174,9 @@ impl Harness {
 
 /// A plain-HTTP client for the loopback tests.
 fn http_client() -> reqwest::Client {
+    // Built alone, reqwest has no TLS here; in a workspace build it has rustls without a
+    // crypto provider, and a client cannot be built until this test binary installs one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
 
@@ -1881,6 +1884,21 @@ async fn a_closed_connection_loses_the_answer_but_stores_it() {
     h.post_keyed("/users/natural", &natural_owner(), KEY)
         .await
         .error(409, "idempotent_creation_conflict");
+}
+
+#[tokio::test]
+async fn a_garbled_answer_keeps_its_status_but_not_its_body_and_is_stored_intact() {
+    let h = start().await;
+    h.sandbox().knobs().drop_next_answers(1, AnswerLoss::Garble);
+    let answer = h.post_keyed("/users/natural", &natural_owner(), KEY).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, Value::Null, "the body is not JSON");
+    let record = keyed_record(&h, KEY);
+    assert_eq!((record.status, record.fault), (200, Some("answer_garbled")));
+    assert_eq!(h.sandbox().user_count(), 1);
+    let replay = h.get(&format!("/responses/{KEY}")).await;
+    assert_eq!(replay.body["StatusCode"], "200");
+    assert_eq!(replay.body["Resource"], h.sandbox().users()[0]);
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
-//! Test helpers: a fresh database per test on SQLite and PostgreSQL, an in-process sandbox, a
-//! client pointed at it.
+//! Test helpers shared by the library's and the jobs' test binaries: a fresh database per test
+//! on SQLite and PostgreSQL, an in-process sandbox, a client pointed at it. Each binary uses
+//! its own part of them.
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,7 +105,8 @@ pub struct Env {
     /// Shared so the macro can keep the database alive while a body that only captured some
     /// fields of `Env` runs.
     pub database: std::sync::Arc<TestDatabase>,
-    pub sandbox: RunningSandbox,
+    /// Shared for the same reason as `database`.
+    pub sandbox: std::sync::Arc<RunningSandbox>,
     pub client: MangopayClient,
 }
 
@@ -116,7 +119,7 @@ impl Env {
         Env {
             db,
             database: std::sync::Arc::new(database),
-            sandbox,
+            sandbox: std::sync::Arc::new(sandbox),
             client,
         }
     }
@@ -133,11 +136,17 @@ pub async fn start_sandbox(config: SandboxConfig) -> RunningSandbox {
         .expect("sandbox")
 }
 
+/// How long the tests' clients wait before settling an unknown outcome by tag (Mangopay's
+/// default of several minutes would make every such test slow; the sandbox's lists are
+/// consistent at once unless a test sets a lag).
+pub const RECONCILE_AFTER: Duration = Duration::from_secs(2);
+
 pub fn client_config(sandbox: &RunningSandbox) -> diesel_mangopay::config::ClientConfigBuilder {
     let c = sandbox.sandbox().config();
     ClientConfig::builder(c.client_id.clone(), c.api_key.clone())
         .base_url(sandbox.base_url())
         .timeout(Duration::from_secs(10))
+        .reconcile_after(RECONCILE_AFTER)
 }
 
 pub fn client_for(sandbox: &RunningSandbox) -> MangopayClient {
@@ -173,6 +182,7 @@ macro_rules! both_backends {
             async fn sqlite() {
                 let env = $crate::support::Env::new($crate::support::TestDatabase::sqlite()).await;
                 let _database = env.database.clone();
+                let _sandbox = env.sandbox.clone();
                 ($body)(env).await;
             }
 
@@ -184,6 +194,7 @@ macro_rules! both_backends {
                 }
                 let env = $crate::support::Env::new($crate::support::TestDatabase::postgres()).await;
                 let _database = env.database.clone();
+                let _sandbox = env.sandbox.clone();
                 ($body)(env).await;
             }
         }
@@ -239,108 +250,28 @@ pub fn legal_owner() -> diesel_mangopay::MangopayLegalUser {
         .expect("a valid legal owner")
 }
 
-/// The `diesel-mangopay-worker` binary, built (once per test run) by cargo so that it is
-/// never stale: `cargo test` only builds the binaries of the package under test.
-pub fn worker_binary() -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let status = std::process::Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "diesel-mangopay-jobs",
-                    "--bin",
-                    "diesel-mangopay-worker",
-                ])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build for the worker");
-            assert!(status.success(), "building diesel-mangopay-worker failed");
-            let exe = std::env::current_exe().expect("test binary path");
-            let dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .expect("target/<profile>");
-            let worker = dir.join("diesel-mangopay-worker");
-            assert!(worker.exists(), "{} was not built", worker.display());
-            worker
-        })
-        .clone()
-}
-
-/// A running `diesel-mangopay-worker` process for `env`, killed when dropped. Its log goes to
-/// a file that is printed if the test fails.
-pub struct WorkerProcess {
-    pub child: std::process::Child,
-    pub log: Option<tempfile::NamedTempFile>,
-}
-
-impl WorkerProcess {
-    pub fn spawn(env: &Env, extra_args: &[&str]) -> WorkerProcess {
-        let config = env.sandbox().config();
-        let url = match &env.database.url {
-            DatabaseUrl::Postgres(u) => u.clone(),
-            DatabaseUrl::Sqlite(p) => p.clone(),
-        };
-        let log = tempfile::NamedTempFile::new().expect("worker log file");
-        let child = std::process::Command::new(worker_binary())
-            .args(["--poll-interval-ms", "50"])
-            .args(extra_args)
-            .env("DATABASE_URL", url)
-            .env("MANGOPAY_CLIENT_ID", &config.client_id)
-            .env("MANGOPAY_API_KEY", &config.api_key)
-            .env("MANGOPAY_BASE_URL", env.sandbox.base_url())
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(log.reopen().expect("worker log file"))
-            .spawn()
-            .expect("spawn the worker");
-        WorkerProcess {
-            child,
-            log: Some(log),
-        }
-    }
-
-    /// Sends a signal (SIGTERM, SIGKILL, ...) to the worker.
-    pub fn signal(&self, signal: i32) {
-        let pid = i32::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) with a pid we own; no memory is touched.
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal})");
-    }
-
-    /// Waits for the process to exit, at most `timeout`.
-    pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the worker did not exit within {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking()
-            && let Some(log) = &self.log
-        {
-            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
-            eprintln!("--- worker log ---\n{text}--- end of worker log ---");
-        }
-    }
-}
-
 impl Env {
+    /// Ends the lease on user row `id` now, as if its holder's time had run out.
+    pub async fn expire_lease(&self, id: i64) {
+        self.sql(&format!(
+            "UPDATE mangopay_users SET lease_until = '2000-01-01 00:00:00' WHERE id = {id}"
+        ))
+        .await;
+    }
+
+    /// Runs one SQL statement on the test database.
+    pub async fn sql(&self, statement: &str) {
+        let statement = statement.to_owned();
+        self.db
+            .run(move |conn| {
+                diesel::sql_query(statement)
+                    .execute(conn)
+                    .map_err(diesel_mangopay::DbError::from)
+            })
+            .await
+            .expect("the statement runs");
+    }
+
     /// Makes the client fetch its token now, so knobs set next apply to the calls under test
     /// rather than to the token request.
     pub async fn warm_up(&self) {
@@ -366,26 +297,92 @@ impl Env {
         .await;
     }
 
-    /// Waits until the natural user `id` is synced, and returns it.
-    pub async fn until_synced(&self, id: i64) -> diesel_mangopay::MangopayNaturalUser {
+    /// Waits until the natural user `id` is synced (at most `timeout`), and returns it.
+    pub async fn until_synced(
+        &self,
+        id: i64,
+        timeout: Duration,
+    ) -> diesel_mangopay::MangopayNaturalUser {
         use diesel_mangopay::{MangopayNaturalUser, SyncState};
         let db = self.db.clone();
-        eventually(
-            &format!("user {id} to be synced"),
-            Duration::from_secs(30),
-            || {
-                let db = db.clone();
-                async move {
-                    MangopayNaturalUser::get(&db, id)
-                        .await
-                        .unwrap()
-                        .sync()
-                        .state
-                        == SyncState::Synced
-                }
-            },
-        )
+        eventually(&format!("user {id} to be synced"), timeout, || {
+            let db = db.clone();
+            async move {
+                MangopayNaturalUser::get(&db, id)
+                    .await
+                    .unwrap()
+                    .sync()
+                    .state
+                    == SyncState::Synced
+            }
+        })
         .await;
         MangopayNaturalUser::get(&self.db, id).await.unwrap()
+    }
+
+    /// A client of this sandbox that gives up after `timeout` and settles unknown outcomes
+    /// after `reconcile_after`, its token already fetched (so knobs set next apply to the
+    /// calls under test, not to the token request).
+    pub async fn client_with(
+        &self,
+        timeout: Duration,
+        reconcile_after: Duration,
+    ) -> MangopayClient {
+        let config = client_config(&self.sandbox)
+            .timeout(timeout)
+            .reconcile_after(reconcile_after)
+            .build()
+            .unwrap();
+        let client = MangopayClient::new(config).unwrap();
+        client
+            .list("users", diesel_mangopay::client::PageRequest::default())
+            .await
+            .expect("an authenticated call");
+        client
+    }
+}
+
+/// A child process of a test, killed when dropped; its log (if it has one) is printed if the
+/// test fails.
+pub struct Process {
+    pub child: std::process::Child,
+    pub log: Option<tempfile::NamedTempFile>,
+}
+
+impl Process {
+    /// Sends a signal (SIGTERM, SIGKILL, ...).
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) with a pid we own; no memory is touched.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal})");
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub async fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the process did not exit within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking()
+            && let Some(log) = &self.log
+        {
+            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+            eprintln!("--- process log ---\n{text}--- end of process log ---");
+        }
     }
 }

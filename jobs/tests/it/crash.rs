@@ -8,20 +8,22 @@ use diesel_mangopay::{MangopayNaturalUser, SyncState};
 use diesel_mangopay_jobs::JobQueue;
 
 use crate::both_backends;
-use crate::support::{Env, WorkerProcess, natural_owner};
+use crate::process::spawn_worker;
+use crate::support::{Env, natural_owner};
 
 both_backends!(
     sigkill_between_the_post_and_the_commit_creates_exactly_one_user,
     |env: Env| async move {
         let queue = JobQueue::connect(&env.database.url).await.unwrap();
-        let mut worker = WorkerProcess::spawn(&env, &[]);
+        let mut worker = spawn_worker(&env, &[]);
 
         // A first user goes through normally, so the worker holds a token before the slow part.
         let mut warm = natural_owner();
         warm.email = "first.user@example.com".into();
         warm.save(&env.db).await.unwrap();
         queue.create_mangopay_user(warm.id.unwrap()).await.unwrap();
-        env.until_synced(warm.id.unwrap()).await;
+        env.until_synced(warm.id.unwrap(), Duration::from_secs(30))
+            .await;
 
         // Mangopay now answers slowly: it has created the user while the worker still waits.
         env.sandbox().knobs().set_latency(Duration::from_secs(120));
@@ -46,8 +48,10 @@ both_backends!(
             .expect("the key was committed before the POST");
 
         env.sandbox().knobs().set_latency(Duration::ZERO);
-        let _restarted = WorkerProcess::spawn(&env, &[]);
-        let recovered = env.until_synced(id).await;
+        // The killed worker's lease on the row ends, or its task is handed to the new worker
+        // (same task, same lease token), whichever comes first.
+        let _restarted = spawn_worker(&env, &["--sweep-interval", "5"]);
+        let recovered = env.until_synced(id, Duration::from_secs(90)).await;
 
         let victims: Vec<_> = env
             .sandbox()

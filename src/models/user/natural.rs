@@ -1,18 +1,21 @@
 //! `MangopayNaturalUser`: an individual, mirrored from Mangopay's
 //! [Natural User object](https://docs.mangopay.com/api-reference/users/natural-user-object).
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::types::{
-    Address, AddressColumns, IncomeRange, PersonType, UserCategory, birthday_to_api, put, read,
+use super::USERS;
+use super::base::{self, BaseFields, UserFacts, UserRow};
+use crate::Error;
+use crate::db::{AnyConnection, MultiBackend};
+use crate::models::types::{
+    Address, AddressColumns, IncomeRange, PersonType, UserCategory, birthday_to_api, read,
 };
-use super::user::{BaseFields, UserKind, UserRow, UserSync, user_model_methods};
-use crate::db::{AnyConnection, Db, MultiBackend};
 use crate::schema::{mangopay_natural_users as natural, mangopay_users};
+use crate::sync::body::{Clear, CreateBody, UpdateBody};
+use crate::sync::{ApiRequest, Listing, Resource, Scope, SyncInfo, SyncTable, UpdateRequest};
 use crate::validate::{self, CountryCode, FieldErrorKind, ValidationErrors};
-use crate::{Error, MangopayClient};
 
 /// An individual's Mangopay user, kept in `mangopay_users` plus `mangopay_natural_users`.
 ///
@@ -49,9 +52,12 @@ pub struct MangopayNaturalUser {
     pub occupation: Option<String>,
     /// `IncomeRange`.
     pub income_range: Option<IncomeRange>,
-    /// `Tag`: the application's note on the Mangopay object, up to 255 characters.
+    /// `Tag`: the application's note on the Mangopay object, up to
+    /// [`MAX_APP_TAG_LEN`](crate::sync::tag::MAX_APP_TAG_LEN) characters (Mangopay's 255
+    /// less the marker the library appends to recognise its objects).
     pub tag: Option<String>,
-    sync: UserSync,
+    facts: UserFacts,
+    sync: SyncInfo,
 }
 
 /// Builds a [`MangopayNaturalUser`], checking every field in [`build`](Self::build).
@@ -170,47 +176,11 @@ impl NaturalUserBuilder {
             occupation: self.occupation,
             income_range,
             tag: self.tag,
-            sync: UserSync::new_row(),
+            facts: UserFacts::default(),
+            sync: SyncInfo::default(),
         };
         errors.merge_unreported(user.validate());
         errors.into_result().map(|()| user)
-    }
-}
-
-/// Checks the fields both user kinds share: category, terms, e-mail, tag, application ref.
-pub(crate) fn validate_common(
-    errors: &mut ValidationErrors,
-    category: &UserCategory,
-    terms: bool,
-    email: &str,
-    tag: Option<&str>,
-    app_user_ref: Option<&str>,
-) {
-    if !matches!(category, UserCategory::Payer | UserCategory::Owner) {
-        errors.push(
-            "user_category",
-            FieldErrorKind::NotAllowed(format!("must be PAYER or OWNER, not {category}")),
-        );
-    }
-    if *category == UserCategory::Owner && !terms {
-        errors.push(
-            "terms_and_conditions_accepted",
-            FieldErrorKind::NotAllowed("must be true for an OWNER user".into()),
-        );
-    }
-    errors.check("email", validate::email(email));
-    errors.check("tag", validate::opt_max_len(tag, 255));
-    errors.check("app_user_ref", validate::opt_max_len(app_user_ref, 255));
-}
-
-/// Checks an optional address, naming its parts `field.line1`, `field.country`, ...
-pub(crate) fn validate_address(
-    errors: &mut ValidationErrors,
-    field: &str,
-    address: Option<&Address>,
-) {
-    if let Some(a) = address {
-        errors.extend(a.validate().prefixed(field));
     }
 }
 
@@ -220,11 +190,16 @@ impl MangopayNaturalUser {
         NaturalUserBuilder::default()
     }
 
+    /// What Mangopay says about the user (verification level, status, dates).
+    pub fn facts(&self) -> &UserFacts {
+        &self.facts
+    }
+
     /// Every problem with the current field values, or `Ok`.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut e = ValidationErrors::new();
         let owner = self.user_category == UserCategory::Owner;
-        validate_common(
+        base::validate_common(
             &mut e,
             &self.user_category,
             self.terms_and_conditions_accepted,
@@ -248,22 +223,32 @@ impl MangopayNaturalUser {
             "country_of_residence",
             validate::present_if(self.country_of_residence, owner, why),
         );
-        validate_address(&mut e, "address", self.address.as_ref());
+        base::validate_address(&mut e, "address", self.address.as_ref());
         e.check(
             "occupation",
             validate::opt_max_len(self.occupation.as_deref(), 255),
         );
         e.into_result()
     }
+
+    fn base_fields(&self) -> BaseFields {
+        BaseFields {
+            app_user_ref: self.app_user_ref.clone(),
+            user_category: self.user_category.as_str().to_owned(),
+            terms_and_conditions_accepted: self.terms_and_conditions_accepted,
+            email: self.email.clone(),
+            tag: self.tag.clone(),
+        }
+    }
 }
 
-user_model_methods!(MangopayNaturalUser, Natural, "natural");
+crate::models::resource_methods!(MangopayNaturalUser, "natural user");
 
 /// The `mangopay_natural_users` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = natural, primary_key(user_id), treat_none_as_null = true)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite, MultiBackend))]
-struct NaturalRow {
+pub(crate) struct NaturalRow {
     user_id: i64,
     first_name: String,
     last_name: String,
@@ -318,6 +303,33 @@ impl NaturalRow {
             self.address_country.clone(),
         )
     }
+
+    /// The model from its two rows.
+    pub(crate) fn into_model(self, base: UserRow) -> MangopayNaturalUser {
+        MangopayNaturalUser {
+            id: Some(base.id),
+            app_user_ref: base.app_user_ref.clone(),
+            user_category: base.category(),
+            terms_and_conditions_accepted: base.terms_and_conditions_accepted,
+            email: base.email.clone(),
+            tag: base.tag.clone(),
+            birthday: self.birthday,
+            nationality: self.nationality.as_deref().and_then(CountryCode::from_api),
+            country_of_residence: self
+                .country_of_residence
+                .as_deref()
+                .and_then(CountryCode::from_api),
+            address: Address::from_columns(self.address()),
+            occupation: self.occupation.clone(),
+            income_range: self
+                .income_range
+                .and_then(|r| IncomeRange::new(i64::from(r)).ok()),
+            first_name: self.first_name,
+            last_name: self.last_name,
+            facts: base.facts(),
+            sync: SyncInfo::default(),
+        }
+    }
 }
 
 /// What an API answer says about the detail row; absent keys leave columns alone.
@@ -347,102 +359,70 @@ pub(crate) fn address_changes(payload: &Value, key: &str) -> Option<[Option<Stri
     Some([l1, l2, city, region, postal, country])
 }
 
-impl UserKind for MangopayNaturalUser {
-    const MODEL: &'static str = "MangopayNaturalUser";
-    const PERSON_TYPE: PersonType = PersonType::Natural;
-    const PATH: &'static str = "users/natural";
+/// A country from an API answer, as stored.
+pub(crate) fn country(p: &Value, key: &str) -> Option<Option<String>> {
+    read::text(p, key).map(|v| {
+        v.as_deref()
+            .and_then(CountryCode::from_api)
+            .map(|c| c.to_string())
+    })
+}
 
-    fn local_id(&self) -> Option<i64> {
-        self.id
-    }
-    fn set_local_id(&mut self, id: i64) {
-        self.id = Some(id);
-    }
-    fn sync_ref(&self) -> &UserSync {
-        &self.sync
-    }
-    fn sync_mut(&mut self) -> &mut UserSync {
-        &mut self.sync
-    }
+impl Resource for MangopayNaturalUser {
+    const MODEL: &'static str = "MangopayNaturalUser";
+    const TABLE: SyncTable = USERS;
+
+    crate::sync::row_accessors!();
     fn validate(&self) -> Result<(), ValidationErrors> {
         MangopayNaturalUser::validate(self)
     }
-
-    fn base_fields(&self) -> BaseFields {
-        BaseFields {
-            app_user_ref: self.app_user_ref.clone(),
-            user_category: self.user_category.as_str().to_owned(),
-            terms_and_conditions_accepted: self.terms_and_conditions_accepted,
-            email: self.email.clone(),
-            tag: self.tag.clone(),
-        }
+    fn app_tag(&self) -> Option<&str> {
+        self.tag.as_deref()
     }
 
-    fn api_body(&self) -> Value {
-        let mut b = Map::new();
-        put(&mut b, "UserCategory", Some(self.user_category.as_str()));
-        put(
-            &mut b,
-            "TermsAndConditionsAccepted",
-            Some(self.terms_and_conditions_accepted),
-        );
-        put(&mut b, "FirstName", Some(&self.first_name));
-        put(&mut b, "LastName", Some(&self.last_name));
-        put(&mut b, "Email", Some(&self.email));
-        put(&mut b, "Birthday", self.birthday.map(birthday_to_api));
-        put(
-            &mut b,
-            "Nationality",
-            self.nationality.map(|c| c.to_string()),
-        );
-        put(
-            &mut b,
-            "CountryOfResidence",
-            self.country_of_residence.map(|c| c.to_string()),
-        );
-        put(
-            &mut b,
-            "Address",
-            self.address.as_ref().map(Address::to_api),
-        );
-        put(&mut b, "Occupation", self.occupation.as_deref());
-        put(
-            &mut b,
-            "IncomeRange",
-            self.income_range.map(IncomeRange::get),
-        );
-        put(&mut b, "Tag", self.tag.as_deref());
-        Value::Object(b)
+    fn load(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Self>> {
+        let found = mangopay_users::table
+            .inner_join(natural::table)
+            .filter(mangopay_users::id.eq(id))
+            .select((UserRow::as_select(), NaturalRow::as_select()))
+            .first::<(UserRow, NaturalRow)>(conn)
+            .optional()?;
+        Ok(found.map(|(base, details)| details.into_model(base)))
     }
 
-    fn insert_details(&self, conn: &mut AnyConnection, user_id: i64) -> QueryResult<()> {
+    fn insert(&self, conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<i64> {
+        let id = base::insert(conn, self.base_fields(), PersonType::Natural, now)?;
         diesel::insert_into(natural::table)
-            .values(NaturalRow::of(self, user_id))
+            .values(NaturalRow::of(self, id))
+            .execute(conn)?;
+        Ok(id)
+    }
+
+    fn write_fields(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+        base::write(conn, id, self.base_fields())?;
+        diesel::update(natural::table.find(id))
+            .set(NaturalRow::of(self, id))
             .execute(conn)
             .map(drop)
     }
 
-    fn update_details(&self, conn: &mut AnyConnection, user_id: i64) -> QueryResult<()> {
-        diesel::update(natural::table.find(user_id))
-            .set(NaturalRow::of(self, user_id))
-            .execute(conn)
-            .map(drop)
-    }
-
-    fn details_from_api(conn: &mut AnyConnection, user_id: i64, p: &Value) -> QueryResult<()> {
-        let country = |k| {
-            read::text(p, k).map(|v| {
-                v.as_deref()
-                    .and_then(CountryCode::from_api)
-                    .map(|c| c.to_string())
-            })
-        };
+    fn apply_api_data(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        p: &Value,
+        scope: Scope,
+    ) -> QueryResult<()> {
+        base::apply(conn, id, p, scope)?;
+        if scope != Scope::All {
+            return Ok(());
+        }
         let mut changes = NaturalFromApi {
             first_name: read::required(read::text(p, "FirstName")),
             last_name: read::required(read::text(p, "LastName")),
             birthday: read::date(p, "Birthday"),
-            nationality: country("Nationality"),
-            country_of_residence: country("CountryOfResidence"),
+            nationality: country(p, "Nationality"),
+            country_of_residence: country(p, "CountryOfResidence"),
             occupation: read::text(p, "Occupation"),
             income_range: read::int(p, "IncomeRange")
                 .map(|v| v.and_then(|n| i32::try_from(n).ok())),
@@ -456,56 +436,112 @@ impl UserKind for MangopayNaturalUser {
             changes.address_postal_code = Some(postal);
             changes.address_country = Some(country);
         }
-        if changes.is_empty() {
+        if changes.first_name.is_none() && changes.last_name.is_none() {
+            // A list summary or another partial object: nothing about the details.
             return Ok(());
         }
-        diesel::update(natural::table.find(user_id))
+        diesel::update(natural::table.find(id))
             .set(&changes)
             .execute(conn)
             .map(drop)
     }
 
-    fn load(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Self>> {
-        let found = mangopay_users::table
-            .inner_join(natural::table)
-            .filter(mangopay_users::id.eq(id))
-            .select((UserRow::as_select(), NaturalRow::as_select()))
-            .first::<(UserRow, NaturalRow)>(conn)
-            .optional()?;
-        Ok(found.map(|(base, d)| MangopayNaturalUser {
-            id: Some(base.id),
-            app_user_ref: base.app_user_ref.clone(),
-            user_category: UserCategory::from_api(&base.user_category),
-            terms_and_conditions_accepted: base.terms_and_conditions_accepted,
-            first_name: d.first_name.clone(),
-            last_name: d.last_name.clone(),
-            email: base.email.clone(),
-            birthday: d.birthday,
-            nationality: d.nationality.as_deref().and_then(CountryCode::from_api),
-            country_of_residence: d
-                .country_of_residence
-                .as_deref()
-                .and_then(CountryCode::from_api),
-            address: Address::from_columns(d.address()),
-            occupation: d.occupation.clone(),
-            income_range: d
-                .income_range
-                .and_then(|r| IncomeRange::new(i64::from(r)).ok()),
-            tag: base.tag.clone(),
-            sync: base.sync(),
-        }))
+    fn create_request(&self, tag: Option<&str>) -> Result<ApiRequest, Error> {
+        let mut b = CreateBody::new();
+        b.put("UserCategory", Some(self.user_category.as_str()))
+            .put(
+                "TermsAndConditionsAccepted",
+                Some(self.terms_and_conditions_accepted),
+            )
+            .put("FirstName", Some(&self.first_name))
+            .put("LastName", Some(&self.last_name))
+            .put("Email", Some(&self.email))
+            .put("Birthday", self.birthday.map(birthday_to_api))
+            .put("Nationality", self.nationality.map(|c| c.to_string()))
+            .put(
+                "CountryOfResidence",
+                self.country_of_residence.map(|c| c.to_string()),
+            )
+            .put("Address", self.address.as_ref().map(Address::to_api))
+            .put("Occupation", self.occupation.as_deref())
+            .put("IncomeRange", self.income_range.map(IncomeRange::get))
+            .put("Tag", tag);
+        Ok(ApiRequest {
+            path: "users/natural".into(),
+            body: b.finish(),
+        })
     }
-}
 
-impl NaturalFromApi {
-    fn is_empty(&self) -> bool {
-        self.first_name.is_none()
-            && self.last_name.is_none()
-            && self.birthday.is_none()
-            && self.nationality.is_none()
-            && self.country_of_residence.is_none()
-            && self.occupation.is_none()
-            && self.income_range.is_none()
-            && self.address_line1.is_none()
+    fn update_request(&self, tag: Option<&str>) -> Result<UpdateRequest, Error> {
+        let path = base::created_path::<Self>(self, "users/natural")?;
+        let required_for_owners = "Mangopay requires it of OWNER users; set another value";
+        let mut b = UpdateBody::new(self.sync.api_payload.as_ref());
+        b.set("UserCategory", self.user_category.as_str())
+            .set(
+                "TermsAndConditionsAccepted",
+                self.terms_and_conditions_accepted,
+            )
+            .set("FirstName", &self.first_name)
+            .set("LastName", &self.last_name)
+            .set("Email", &self.email)
+            .opt(
+                "Birthday",
+                "birthday",
+                self.birthday.map(birthday_to_api),
+                Clear::Refuse(required_for_owners),
+            )
+            .opt(
+                "Nationality",
+                "nationality",
+                self.nationality.map(|c| c.to_string()),
+                Clear::Refuse(required_for_owners),
+            )
+            .opt(
+                "CountryOfResidence",
+                "country_of_residence",
+                self.country_of_residence.map(|c| c.to_string()),
+                Clear::Refuse(required_for_owners),
+            )
+            .object(
+                "Address",
+                "address",
+                self.address
+                    .as_ref()
+                    .map(Address::parts)
+                    .as_ref()
+                    .map(|p| &p[..]),
+                &Address::PARTS,
+            )
+            .opt(
+                "Occupation",
+                "occupation",
+                self.occupation.as_deref(),
+                Clear::EmptyString,
+            )
+            .opt(
+                "IncomeRange",
+                "income_range",
+                self.income_range.map(IncomeRange::get),
+                // The reference lists `null` among IncomeRange's allowed values.
+                Clear::Null,
+            )
+            .opt("Tag", "tag", tag, Clear::EmptyString);
+        let (body, cleared) = b.finish()?;
+        Ok(UpdateRequest {
+            request: ApiRequest { path, body },
+            cleared,
+        })
+    }
+
+    fn view_path(&self, mangopay_id: &str) -> String {
+        format!("users/natural/{mangopay_id}")
+    }
+
+    fn listing(&self) -> Listing {
+        super::listing()
+    }
+
+    fn check_found(&self, found: &Value) -> Result<(), String> {
+        base::check_kind(found, PersonType::Natural)
     }
 }

@@ -1,19 +1,22 @@
 //! `MangopayLegalUser`: a company, organisation, partnership or sole trader, mirrored from
 //! Mangopay's [Legal User object](https://docs.mangopay.com/api-reference/users/legal-user-object).
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::natural_user::{address_changes, validate_address, validate_common};
-use super::types::{
-    Address, AddressColumns, LegalPersonType, PersonType, UserCategory, birthday_to_api, put, read,
+use super::USERS;
+use super::base::{self, BaseFields, UserFacts, UserRow};
+use super::natural::{address_changes, country};
+use crate::Error;
+use crate::db::{AnyConnection, MultiBackend};
+use crate::models::types::{
+    Address, AddressColumns, LegalPersonType, PersonType, UserCategory, birthday_to_api, read,
 };
-use super::user::{BaseFields, UserKind, UserRow, UserSync, user_model_methods};
-use crate::db::{AnyConnection, Db, MultiBackend};
 use crate::schema::{mangopay_legal_users as legal, mangopay_users};
+use crate::sync::body::{Clear, CreateBody, UpdateBody};
+use crate::sync::{ApiRequest, Listing, Resource, Scope, SyncInfo, SyncTable, UpdateRequest};
 use crate::validate::{self, CountryCode, FieldErrorKind, ValidationErrors};
-use crate::{Error, MangopayClient};
 
 /// A legal entity's Mangopay user, kept in `mangopay_users` plus `mangopay_legal_users`.
 ///
@@ -54,9 +57,11 @@ pub struct MangopayLegalUser {
     pub legal_representative_country_of_residence: Option<CountryCode>,
     /// `LegalRepresentativeAddress`.
     pub legal_representative_address: Option<Address>,
-    /// `Tag`, up to 255 characters.
+    /// `Tag`, up to [`MAX_APP_TAG_LEN`](crate::sync::tag::MAX_APP_TAG_LEN) characters
+    /// (Mangopay's 255 less the marker the library appends to recognise its objects).
     pub tag: Option<String>,
-    sync: UserSync,
+    facts: UserFacts,
+    sync: SyncInfo,
 }
 
 /// Builds a [`MangopayLegalUser`], checking every field in [`build`](Self::build).
@@ -194,7 +199,8 @@ impl LegalUserBuilder {
             legal_representative_country_of_residence: residence,
             legal_representative_address: self.rep_address,
             tag: self.tag,
-            sync: UserSync::new_row(),
+            facts: UserFacts::default(),
+            sync: SyncInfo::default(),
         };
         errors.merge_unreported(user.validate());
         errors.into_result().map(|()| user)
@@ -207,11 +213,16 @@ impl MangopayLegalUser {
         LegalUserBuilder::default()
     }
 
+    /// What Mangopay says about the user (verification level, status, dates).
+    pub fn facts(&self) -> &UserFacts {
+        &self.facts
+    }
+
     /// Every problem with the current field values, or `Ok`.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut e = ValidationErrors::new();
         let owner = self.user_category == UserCategory::Owner;
-        validate_common(
+        base::validate_common(
             &mut e,
             &self.user_category,
             self.terms_and_conditions_accepted,
@@ -232,7 +243,7 @@ impl MangopayLegalUser {
         if owner && self.headquarters_address.is_none() {
             e.push("headquarters_address", FieldErrorKind::RequiredBecause(why));
         }
-        validate_address(
+        base::validate_address(
             &mut e,
             "headquarters_address",
             self.headquarters_address.as_ref(),
@@ -275,22 +286,32 @@ impl MangopayLegalUser {
             "legal_representative_country_of_residence",
             validate::present_if(self.legal_representative_country_of_residence, owner, why),
         );
-        validate_address(
+        base::validate_address(
             &mut e,
             "legal_representative_address",
             self.legal_representative_address.as_ref(),
         );
         e.into_result()
     }
+
+    fn base_fields(&self) -> BaseFields {
+        BaseFields {
+            app_user_ref: self.app_user_ref.clone(),
+            user_category: self.user_category.as_str().to_owned(),
+            terms_and_conditions_accepted: self.terms_and_conditions_accepted,
+            email: self.email.clone(),
+            tag: self.tag.clone(),
+        }
+    }
 }
 
-user_model_methods!(MangopayLegalUser, Legal, "legal");
+crate::models::resource_methods!(MangopayLegalUser, "legal user");
 
 /// The `mangopay_legal_users` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = legal, primary_key(user_id), treat_none_as_null = true)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite, MultiBackend))]
-struct LegalRow {
+pub(crate) struct LegalRow {
     user_id: i64,
     legal_person_type: String,
     name: String,
@@ -361,6 +382,37 @@ impl LegalRow {
         )
     }
 
+    /// The model from its two rows.
+    pub(crate) fn into_model(self, base: UserRow) -> MangopayLegalUser {
+        MangopayLegalUser {
+            id: Some(base.id),
+            app_user_ref: base.app_user_ref.clone(),
+            user_category: base.category(),
+            terms_and_conditions_accepted: base.terms_and_conditions_accepted,
+            legal_person_type: LegalPersonType::from_api(&self.legal_person_type),
+            email: base.email.clone(),
+            tag: base.tag.clone(),
+            headquarters_address: Address::from_columns(self.headquarters()),
+            company_number: self.company_number.clone(),
+            legal_representative_email: self.legal_representative_email.clone(),
+            legal_representative_birthday: self.legal_representative_birthday,
+            legal_representative_nationality: self
+                .legal_representative_nationality
+                .as_deref()
+                .and_then(CountryCode::from_api),
+            legal_representative_country_of_residence: self
+                .legal_representative_country_of_residence
+                .as_deref()
+                .and_then(CountryCode::from_api),
+            legal_representative_address: Address::from_columns(self.representative_address()),
+            name: self.name,
+            legal_representative_first_name: self.legal_representative_first_name,
+            legal_representative_last_name: self.legal_representative_last_name,
+            facts: base.facts(),
+            sync: SyncInfo::default(),
+        }
+    }
+
     fn representative_address(&self) -> AddressColumns {
         (
             self.legal_representative_address_line1.clone(),
@@ -400,122 +452,55 @@ struct LegalFromApi {
     legal_representative_address_country: Option<Option<String>>,
 }
 
-impl UserKind for MangopayLegalUser {
+impl Resource for MangopayLegalUser {
     const MODEL: &'static str = "MangopayLegalUser";
-    const PERSON_TYPE: PersonType = PersonType::Legal;
-    const PATH: &'static str = "users/legal";
+    const TABLE: SyncTable = USERS;
 
-    fn local_id(&self) -> Option<i64> {
-        self.id
-    }
-    fn set_local_id(&mut self, id: i64) {
-        self.id = Some(id);
-    }
-    fn sync_ref(&self) -> &UserSync {
-        &self.sync
-    }
-    fn sync_mut(&mut self) -> &mut UserSync {
-        &mut self.sync
-    }
+    crate::sync::row_accessors!();
     fn validate(&self) -> Result<(), ValidationErrors> {
         MangopayLegalUser::validate(self)
     }
-
-    fn base_fields(&self) -> BaseFields {
-        BaseFields {
-            app_user_ref: self.app_user_ref.clone(),
-            user_category: self.user_category.as_str().to_owned(),
-            terms_and_conditions_accepted: self.terms_and_conditions_accepted,
-            email: self.email.clone(),
-            tag: self.tag.clone(),
-        }
+    fn app_tag(&self) -> Option<&str> {
+        self.tag.as_deref()
     }
 
-    fn api_body(&self) -> Value {
-        let mut b = Map::new();
-        let rep_country = |c: Option<CountryCode>| c.map(|c| c.to_string());
-        put(&mut b, "UserCategory", Some(self.user_category.as_str()));
-        put(
-            &mut b,
-            "TermsAndConditionsAccepted",
-            Some(self.terms_and_conditions_accepted),
-        );
-        put(
-            &mut b,
-            "LegalPersonType",
-            Some(self.legal_person_type.as_str()),
-        );
-        put(&mut b, "Name", Some(&self.name));
-        put(&mut b, "Email", Some(&self.email));
-        put(
-            &mut b,
-            "HeadquartersAddress",
-            self.headquarters_address.as_ref().map(Address::to_api),
-        );
-        put(&mut b, "CompanyNumber", self.company_number.as_deref());
-        put(
-            &mut b,
-            "LegalRepresentativeFirstName",
-            Some(&self.legal_representative_first_name),
-        );
-        put(
-            &mut b,
-            "LegalRepresentativeLastName",
-            Some(&self.legal_representative_last_name),
-        );
-        put(
-            &mut b,
-            "LegalRepresentativeEmail",
-            self.legal_representative_email.as_deref(),
-        );
-        put(
-            &mut b,
-            "LegalRepresentativeBirthday",
-            self.legal_representative_birthday.map(birthday_to_api),
-        );
-        put(
-            &mut b,
-            "LegalRepresentativeNationality",
-            rep_country(self.legal_representative_nationality),
-        );
-        put(
-            &mut b,
-            "LegalRepresentativeCountryOfResidence",
-            rep_country(self.legal_representative_country_of_residence),
-        );
-        put(
-            &mut b,
-            "LegalRepresentativeAddress",
-            self.legal_representative_address
-                .as_ref()
-                .map(Address::to_api),
-        );
-        put(&mut b, "Tag", self.tag.as_deref());
-        Value::Object(b)
+    fn load(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Self>> {
+        let found = mangopay_users::table
+            .inner_join(legal::table)
+            .filter(mangopay_users::id.eq(id))
+            .select((UserRow::as_select(), LegalRow::as_select()))
+            .first::<(UserRow, LegalRow)>(conn)
+            .optional()?;
+        Ok(found.map(|(base, details)| details.into_model(base)))
     }
 
-    fn insert_details(&self, conn: &mut AnyConnection, user_id: i64) -> QueryResult<()> {
+    fn insert(&self, conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<i64> {
+        let id = base::insert(conn, self.base_fields(), PersonType::Legal, now)?;
         diesel::insert_into(legal::table)
-            .values(LegalRow::of(self, user_id))
+            .values(LegalRow::of(self, id))
+            .execute(conn)?;
+        Ok(id)
+    }
+
+    fn write_fields(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+        base::write(conn, id, self.base_fields())?;
+        diesel::update(legal::table.find(id))
+            .set(LegalRow::of(self, id))
             .execute(conn)
             .map(drop)
     }
 
-    fn update_details(&self, conn: &mut AnyConnection, user_id: i64) -> QueryResult<()> {
-        diesel::update(legal::table.find(user_id))
-            .set(LegalRow::of(self, user_id))
-            .execute(conn)
-            .map(drop)
-    }
-
-    fn details_from_api(conn: &mut AnyConnection, user_id: i64, p: &Value) -> QueryResult<()> {
-        let country = |k| {
-            read::text(p, k).map(|v| {
-                v.as_deref()
-                    .and_then(CountryCode::from_api)
-                    .map(|c| c.to_string())
-            })
-        };
+    fn apply_api_data(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        p: &Value,
+        scope: Scope,
+    ) -> QueryResult<()> {
+        base::apply(conn, id, p, scope)?;
+        if scope != Scope::All {
+            return Ok(());
+        }
         let mut c = LegalFromApi {
             legal_person_type: read::required(read::text(p, "LegalPersonType")),
             name: read::required(read::text(p, "Name")),
@@ -530,8 +515,9 @@ impl UserKind for MangopayLegalUser {
             )),
             legal_representative_email: read::text(p, "LegalRepresentativeEmail"),
             legal_representative_birthday: read::date(p, "LegalRepresentativeBirthday"),
-            legal_representative_nationality: country("LegalRepresentativeNationality"),
+            legal_representative_nationality: country(p, "LegalRepresentativeNationality"),
             legal_representative_country_of_residence: country(
+                p,
                 "LegalRepresentativeCountryOfResidence",
             ),
             ..Default::default()
@@ -560,47 +546,153 @@ impl UserKind for MangopayLegalUser {
             && c.name.is_none()
             && c.legal_representative_first_name.is_none()
         {
-            // A list summary or other partial object: nothing about the details to write.
+            // A list summary or another partial object: nothing about the details.
             return Ok(());
         }
-        diesel::update(legal::table.find(user_id))
+        diesel::update(legal::table.find(id))
             .set(&c)
             .execute(conn)
             .map(drop)
     }
 
-    fn load(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Self>> {
-        let found = mangopay_users::table
-            .inner_join(legal::table)
-            .filter(mangopay_users::id.eq(id))
-            .select((UserRow::as_select(), LegalRow::as_select()))
-            .first::<(UserRow, LegalRow)>(conn)
-            .optional()?;
-        Ok(found.map(|(base, d)| MangopayLegalUser {
-            id: Some(base.id),
-            app_user_ref: base.app_user_ref.clone(),
-            user_category: UserCategory::from_api(&base.user_category),
-            terms_and_conditions_accepted: base.terms_and_conditions_accepted,
-            legal_person_type: LegalPersonType::from_api(&d.legal_person_type),
-            name: d.name.clone(),
-            email: base.email.clone(),
-            headquarters_address: Address::from_columns(d.headquarters()),
-            company_number: d.company_number.clone(),
-            legal_representative_first_name: d.legal_representative_first_name.clone(),
-            legal_representative_last_name: d.legal_representative_last_name.clone(),
-            legal_representative_email: d.legal_representative_email.clone(),
-            legal_representative_birthday: d.legal_representative_birthday,
-            legal_representative_nationality: d
-                .legal_representative_nationality
-                .as_deref()
-                .and_then(CountryCode::from_api),
-            legal_representative_country_of_residence: d
-                .legal_representative_country_of_residence
-                .as_deref()
-                .and_then(CountryCode::from_api),
-            legal_representative_address: Address::from_columns(d.representative_address()),
-            tag: base.tag.clone(),
-            sync: base.sync(),
-        }))
+    fn create_request(&self, tag: Option<&str>) -> Result<ApiRequest, Error> {
+        let country = |c: Option<CountryCode>| c.map(|c| c.to_string());
+        let mut b = CreateBody::new();
+        b.put("UserCategory", Some(self.user_category.as_str()))
+            .put(
+                "TermsAndConditionsAccepted",
+                Some(self.terms_and_conditions_accepted),
+            )
+            .put("LegalPersonType", Some(self.legal_person_type.as_str()))
+            .put("Name", Some(&self.name))
+            .put("Email", Some(&self.email))
+            .put(
+                "HeadquartersAddress",
+                self.headquarters_address.as_ref().map(Address::to_api),
+            )
+            .put("CompanyNumber", self.company_number.as_deref())
+            .put(
+                "LegalRepresentativeFirstName",
+                Some(&self.legal_representative_first_name),
+            )
+            .put(
+                "LegalRepresentativeLastName",
+                Some(&self.legal_representative_last_name),
+            )
+            .put(
+                "LegalRepresentativeEmail",
+                self.legal_representative_email.as_deref(),
+            )
+            .put(
+                "LegalRepresentativeBirthday",
+                self.legal_representative_birthday.map(birthday_to_api),
+            )
+            .put(
+                "LegalRepresentativeNationality",
+                country(self.legal_representative_nationality),
+            )
+            .put(
+                "LegalRepresentativeCountryOfResidence",
+                country(self.legal_representative_country_of_residence),
+            )
+            .put(
+                "LegalRepresentativeAddress",
+                self.legal_representative_address
+                    .as_ref()
+                    .map(Address::to_api),
+            )
+            .put("Tag", tag);
+        Ok(ApiRequest {
+            path: "users/legal".into(),
+            body: b.finish(),
+        })
+    }
+
+    fn update_request(&self, tag: Option<&str>) -> Result<UpdateRequest, Error> {
+        let path = base::created_path::<Self>(self, "users/legal")?;
+        let required_for_owners = "Mangopay requires it of OWNER users; set another value";
+        let country = |c: Option<CountryCode>| c.map(|c| c.to_string());
+        let headquarters = self.headquarters_address.as_ref().map(Address::parts);
+        let representative = self
+            .legal_representative_address
+            .as_ref()
+            .map(Address::parts);
+        let mut b = UpdateBody::new(self.sync.api_payload.as_ref());
+        b.set("UserCategory", self.user_category.as_str())
+            .set(
+                "TermsAndConditionsAccepted",
+                self.terms_and_conditions_accepted,
+            )
+            .set("LegalPersonType", self.legal_person_type.as_str())
+            .set("Name", &self.name)
+            .set("Email", &self.email)
+            .object(
+                "HeadquartersAddress",
+                "headquarters_address",
+                headquarters.as_ref().map(|p| &p[..]),
+                &Address::PARTS,
+            )
+            .opt(
+                "CompanyNumber",
+                "company_number",
+                self.company_number.as_deref(),
+                Clear::EmptyString,
+            )
+            .set(
+                "LegalRepresentativeFirstName",
+                &self.legal_representative_first_name,
+            )
+            .set(
+                "LegalRepresentativeLastName",
+                &self.legal_representative_last_name,
+            )
+            .opt(
+                "LegalRepresentativeEmail",
+                "legal_representative_email",
+                self.legal_representative_email.as_deref(),
+                Clear::EmptyString,
+            )
+            .opt(
+                "LegalRepresentativeBirthday",
+                "legal_representative_birthday",
+                self.legal_representative_birthday.map(birthday_to_api),
+                Clear::Refuse(required_for_owners),
+            )
+            .opt(
+                "LegalRepresentativeNationality",
+                "legal_representative_nationality",
+                country(self.legal_representative_nationality),
+                Clear::Refuse(required_for_owners),
+            )
+            .opt(
+                "LegalRepresentativeCountryOfResidence",
+                "legal_representative_country_of_residence",
+                country(self.legal_representative_country_of_residence),
+                Clear::Refuse(required_for_owners),
+            )
+            .object(
+                "LegalRepresentativeAddress",
+                "legal_representative_address",
+                representative.as_ref().map(|p| &p[..]),
+                &Address::PARTS,
+            )
+            .opt("Tag", "tag", tag, Clear::EmptyString);
+        let (body, cleared) = b.finish()?;
+        Ok(UpdateRequest {
+            request: ApiRequest { path, body },
+            cleared,
+        })
+    }
+
+    fn view_path(&self, mangopay_id: &str) -> String {
+        format!("users/legal/{mangopay_id}")
+    }
+
+    fn listing(&self) -> Listing {
+        super::listing()
+    }
+
+    fn check_found(&self, found: &Value) -> Result<(), String> {
+        base::check_kind(found, PersonType::Legal)
     }
 }

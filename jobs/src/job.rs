@@ -1,0 +1,42 @@
+//! The one job type every queue holds: a named operation on one row.
+
+use serde::{Deserialize, Serialize};
+
+/// `create_mangopay_user(id)`: creates the user (natural or legal) at Mangopay.
+pub const CREATE_MANGOPAY_USER: &str = "create_mangopay_user";
+/// `update_mangopay_user(id)`: sends the user's fields to Mangopay.
+pub const UPDATE_MANGOPAY_USER: &str = "update_mangopay_user";
+
+/// A job: the name of a registered operation and the row id it works on. Rows are loaded when
+/// the job runs, so it always works on the latest data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// The operation, such as [`CREATE_MANGOPAY_USER`].
+    pub name: String,
+    /// The local id of the row.
+    pub id: i64,
+    /// Which attempt this is, from 0; counts toward the retry budget.
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+impl Job {
+    /// A first attempt of `name` on row `id`.
+    pub fn new(name: impl Into<String>, id: i64) -> Job {
+        Job {
+            name: name.into(),
+            id,
+            attempt: 0,
+        }
+    }
+
+    /// `create_mangopay_user(id)`.
+    pub fn create_mangopay_user(id: i64) -> Job {
+        Job::new(CREATE_MANGOPAY_USER, id)
+    }
+
+    /// `update_mangopay_user(id)`.
+    pub fn update_mangopay_user(id: i64) -> Job {
+        Job::new(UPDATE_MANGOPAY_USER, id)
+    }
+}

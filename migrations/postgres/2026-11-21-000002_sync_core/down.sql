@@ -1,0 +1,11 @@
+DROP TABLE mangopay_orphans;
+DROP INDEX mangopay_users_updates_due_idx;
+DROP INDEX mangopay_users_creates_due_idx;
+ALTER TABLE mangopay_users
+    DROP COLUMN dirty,
+    DROP COLUMN row_version,
+    DROP COLUMN lease_until,
+    DROP COLUMN lease_owner,
+    DROP COLUMN create_key_version,
+    DROP COLUMN create_key_spent,
+    DROP COLUMN create_sent_at;

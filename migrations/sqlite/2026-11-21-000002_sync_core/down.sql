@@ -1,0 +1,10 @@
+DROP TABLE mangopay_orphans;
+DROP INDEX mangopay_users_updates_due_idx;
+DROP INDEX mangopay_users_creates_due_idx;
+ALTER TABLE mangopay_users DROP COLUMN dirty;
+ALTER TABLE mangopay_users DROP COLUMN row_version;
+ALTER TABLE mangopay_users DROP COLUMN lease_until;
+ALTER TABLE mangopay_users DROP COLUMN lease_owner;
+ALTER TABLE mangopay_users DROP COLUMN create_key_version;
+ALTER TABLE mangopay_users DROP COLUMN create_key_spent;
+ALTER TABLE mangopay_users DROP COLUMN create_sent_at;

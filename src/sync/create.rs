@@ -1,0 +1,710 @@
+//! Create: claim (one transaction), one call to Mangopay, record (one transaction); and, when
+//! the outcome is unknown, the look-up and the reconciliation that settle it.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::Connection;
+use serde_json::Value;
+
+use super::outcome::Verdict;
+use super::reconcile::{self, Search};
+use super::resource::{ApiRequest, Resource, Scope};
+use super::state::SyncRow;
+use super::store::{self, ClaimArgs, Created, Failed, KeyFate, Release};
+use super::{Lease, SyncState, now, strip_marker, tag_for};
+use crate::client::{ApiError, ErrorBody, IdempotencyKey};
+use crate::db::{AnyConnection, Db};
+use crate::{Error, MangopayClient};
+
+/// Mangopay keeps a key for 24 hours from its first use; past 23 hours it is never resent.
+pub(crate) const KEY_WINDOW: chrono::Duration = chrono::Duration::hours(23);
+
+/// Where a create starts from.
+pub(crate) enum Start<R> {
+    /// The application's model: saved first (its fields written, its version bumped).
+    Save(R),
+    /// The row as stored (a job): loaded inside the claim.
+    Stored(i64),
+}
+
+/// What the claim decided.
+enum Step {
+    /// Send the create with the row's key (`first`: the key was committed by this claim, so
+    /// no earlier request can have used it).
+    Send { request: ApiRequest, first: bool },
+    /// The key's first answer could not be read yet (or the key is too old to resend while
+    /// its last send may still be processed): read it back.
+    LookUp,
+    /// Settle the outcome by listing the resource.
+    Reconcile,
+}
+
+/// The claim's result.
+enum Claimed<R> {
+    /// The row already has its Mangopay id: nothing to send.
+    Done,
+    /// The row is claimed: act on it.
+    Go(Box<Go<R>>),
+}
+
+/// A claimed row and what to do with it.
+struct Go<R> {
+    model: R,
+    key: String,
+    key_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+    /// The row version the request of this claim was built from.
+    version: i64,
+    /// The row version the key's first request was built from.
+    key_version: i64,
+    step: Step,
+}
+
+/// How a create call ended: the row's id once the claim inserted or found it, whether the
+/// call wrote anything (an error before that left the row as it was), and the result.
+pub(crate) struct Outcome {
+    pub id: Option<i64>,
+    pub written: bool,
+    pub result: Result<(), Error>,
+}
+
+/// Creates the object at Mangopay.
+pub(crate) async fn create<R: Resource>(
+    db: &Db,
+    client: &MangopayClient,
+    start: Start<R>,
+    lease: &Lease,
+) -> Outcome {
+    // A reconciliation that proves nothing was created releases the key; the next round
+    // claims a fresh key and sends it, so a second release cannot happen in the same call.
+    let mut start = start;
+    let mut outcome = Outcome {
+        id: match &start {
+            Start::Save(model) => model.id(),
+            Start::Stored(id) => Some(*id),
+        },
+        written: false,
+        result: Ok(()),
+    };
+    loop {
+        let (claimed, id) = match claim::<R>(db, client, start, lease).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                outcome.result = Err(e);
+                return outcome;
+            }
+        };
+        outcome.id = Some(id);
+        outcome.written = true;
+        let Claimed::Go(go) = claimed else {
+            return outcome;
+        };
+        let Go {
+            model,
+            key,
+            key_at,
+            sent_at,
+            version,
+            key_version,
+            step,
+        } = *go;
+        let attempt = Attempt {
+            db,
+            client,
+            lease,
+            id,
+            key: &key,
+            version,
+            key_version,
+            model: &model,
+        };
+        match attempt.run(step, key_at, sent_at).await {
+            Ok(Settled::Done) => return outcome,
+            Ok(Settled::Released) => start = Start::Stored(id),
+            Err(e) => {
+                outcome.result = Err(e);
+                return outcome;
+            }
+        }
+    }
+}
+
+/// Step 1, one transaction: save the model (a direct call), claim the row's lease and key,
+/// load the row and build the request. A request that cannot be built (bad input) rolls the
+/// whole transaction back: nothing is written or sent.
+async fn claim<R: Resource>(
+    db: &Db,
+    client: &MangopayClient,
+    start: Start<R>,
+    lease: &Lease,
+) -> Result<(Claimed<R>, i64), Error> {
+    let config = client.config();
+    let lease_for = super::lease_duration(config.timeout());
+    let reconcile_after =
+        chrono::Duration::from_std(config.reconcile_after()).unwrap_or(chrono::Duration::MAX);
+    let owner = lease.owner().to_owned();
+    db.write(move |conn| {
+        let at = now();
+        let id = match &start {
+            Start::Save(model) => match model.id() {
+                Some(id) => {
+                    let row = store::load(conn, R::TABLE, id)?.ok_or(Error::NotFound {
+                        model: R::MODEL,
+                        id,
+                    })?;
+                    model.write_fields(conn, id)?;
+                    store::saved(conn, R::TABLE, id, at)?;
+                    if row.mangopay_id.is_some() {
+                        // Already created: the fields are saved, and owed to Mangopay.
+                        store::repair_synced(conn, R::TABLE, id, true, at)?;
+                        return Ok((Claimed::Done, id));
+                    }
+                    id
+                }
+                None => model.insert(conn, at)?,
+            },
+            Start::Stored(id) => *id,
+        };
+        let fresh = IdempotencyKey::generate();
+        let args = ClaimArgs {
+            id,
+            now: at,
+            fresh_key: fresh.as_str(),
+            owner: &owner,
+            lease_until: at + lease_for,
+            window_start: at - KEY_WINDOW,
+        };
+        let saved = matches!(start, Start::Save(_));
+        let Some(row) = store::claim_create(conn, R::TABLE, &args)? else {
+            return unclaimed::<R>(conn, id, saved, at).map(|c| (c, id));
+        };
+        let mut model = match start {
+            Start::Save(mut model) => {
+                model.set_id(id);
+                model
+            }
+            Start::Stored(_) => super::load_model::<R>(conn, id)?,
+        };
+        let key = row
+            .create_idempotency_key
+            .clone()
+            .expect("a claimed row has a key");
+        let key_at = row
+            .create_idempotency_key_at
+            .expect("a claimed row has its key's time")
+            .and_utc();
+        let sent_at = row.create_sent_at.map(|t| t.and_utc());
+        let settled = || sent_at.is_none_or(|t| t.naive_utc() + reconcile_after <= at);
+        let too_old = key_at.naive_utc() < at - KEY_WINDOW;
+        let step = if too_old || row.create_key_spent {
+            // Never resent: read back, or settled by tag once Mangopay has had time.
+            if settled() {
+                Step::Reconcile
+            } else {
+                Step::LookUp
+            }
+        } else {
+            model.validate()?;
+            let tag = tag_for(model.app_tag(), id, Some(&key));
+            Step::Send {
+                request: model.create_request(tag.as_deref())?,
+                first: key == fresh.as_str(),
+            }
+        };
+        let version = row.row_version;
+        let key_version = row.create_key_version.unwrap_or(version);
+        model.set_sync(row.into_info(R::TABLE.name())?);
+        Ok((
+            Claimed::Go(Box::new(Go {
+                model,
+                key,
+                key_at,
+                sent_at,
+                version,
+                key_version,
+                step,
+            })),
+            id,
+        ))
+    })
+    .await
+}
+
+/// Why a claim took nothing: the object exists (its state is repaired), another holder has
+/// the row, it waits for an operator, or it does not exist.
+fn unclaimed<R: Resource>(
+    conn: &mut AnyConnection,
+    id: i64,
+    saved: bool,
+    at: NaiveDateTime,
+) -> Result<Claimed<R>, Error> {
+    let row: SyncRow = store::load(conn, R::TABLE, id)?.ok_or(Error::NotFound {
+        model: R::MODEL,
+        id,
+    })?;
+    if row.mangopay_id.is_some() {
+        store::repair_synced(conn, R::TABLE, id, saved, at)?;
+        return Ok(Claimed::Done);
+    }
+    if row.sync_state == SyncState::Failed.as_str()
+        && let Some(key) = row.create_idempotency_key.clone()
+    {
+        let reason = row
+            .last_error
+            .as_deref()
+            .and_then(|e| serde_json::from_str::<ErrorBody>(e).ok())
+            .and_then(|e| e.message)
+            .unwrap_or_else(|| "its outcome could not be settled automatically".into());
+        return Err(Error::NeedsOperator {
+            model: R::MODEL,
+            id,
+            key,
+            reason,
+            candidates: Vec::new(),
+        });
+    }
+    Err(Error::Busy {
+        model: R::MODEL,
+        id,
+        until: row.lease_until.map_or_else(Utc::now, |t| t.and_utc()),
+    })
+}
+
+/// How an attempt ended, when it did not fail.
+enum Settled {
+    /// The row has its Mangopay id.
+    Done,
+    /// Reconciliation proved nothing was created and released the key.
+    Released,
+}
+
+/// Where a created object's data came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The answer to this claim's request: built from this claim's version.
+    ThisRequest,
+    /// The first answer read back for the key, or the object found by its tag: built from
+    /// the version of the key's first request, perhaps older than this claim's.
+    FirstRequest,
+}
+
+/// One claimed create in progress.
+struct Attempt<'a, R> {
+    db: &'a Db,
+    client: &'a MangopayClient,
+    lease: &'a Lease,
+    id: i64,
+    key: &'a str,
+    version: i64,
+    key_version: i64,
+    model: &'a R,
+}
+
+impl<R: Resource> Attempt<'_, R> {
+    fn key(&self) -> IdempotencyKey {
+        IdempotencyKey::new(self.key).expect("keys on rows are checked when generated")
+    }
+
+    fn reconcile_after(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.client.config().reconcile_after())
+            .unwrap_or(chrono::Duration::MAX)
+    }
+
+    async fn run(
+        &self,
+        step: Step,
+        key_at: DateTime<Utc>,
+        sent_at: Option<DateTime<Utc>>,
+    ) -> Result<Settled, Error> {
+        let (verdict, error, source) = match step {
+            Step::Send { request, first } => {
+                let answer = self
+                    .client
+                    .post_keyed(&request.path, &request.body, &self.key())
+                    .await;
+                let source = match &answer {
+                    Ok(posted) if posted.replayed => Source::FirstRequest,
+                    _ => Source::ThisRequest,
+                };
+                let (verdict, error) = judge(answer, first);
+                (verdict, error, source)
+            }
+            Step::LookUp => {
+                let (verdict, error) = judge(self.client.replay(&self.key()).await, false);
+                (verdict, error, Source::FirstRequest)
+            }
+            Step::Reconcile => return self.reconcile(key_at).await,
+        };
+        match verdict {
+            Verdict::Created(payload) => self.record_created(payload, source).await,
+            Verdict::Refused => {
+                let error = error.expect("a refusal is an error");
+                self.record_failure(&error, SyncState::Failed, KeyFate::Release)
+                    .await?;
+                Err(Error::Api(error))
+            }
+            Verdict::NotProcessed { key_blocked } => {
+                let error = error.expect("an unprocessed request is an error");
+                let fate = if key_blocked {
+                    KeyFate::Release
+                } else {
+                    KeyFate::Keep { spent: false }
+                };
+                self.record_failure(&error, SyncState::Pending, fate)
+                    .await?;
+                Err(Error::Api(error))
+            }
+            Verdict::Unknown { spent } => {
+                let error = error.unwrap_or_else(|| ApiError::Decode {
+                    status: 200,
+                    message: "the answer has no object Id".into(),
+                });
+                self.record_failure(&error, SyncState::Pending, KeyFate::Keep { spent })
+                    .await?;
+                let reconcile_at = sent_at.map(|t| t + self.reconcile_after());
+                if spent && reconcile_at.is_none_or(|t| t <= Utc::now()) {
+                    // The key's first answer is lost and Mangopay has had time: settle it now.
+                    return self.reconcile(key_at).await;
+                }
+                Err(Error::OutcomeUnknown {
+                    model: R::MODEL,
+                    id: self.id,
+                    key: self.key.to_owned(),
+                    retry_at: if spent { reconcile_at } else { None },
+                    source: error,
+                })
+            }
+        }
+    }
+
+    /// Step 3 for a created object, one transaction: the id and payload, conditional on the
+    /// key that was sent; then, in a savepoint, the fields: the application's own only if the
+    /// row still has the version the object was built from (otherwise the row is marked
+    /// dirty, for an update). A failure to write the fields is noted on the row and does not
+    /// undo the id.
+    async fn record_created(&self, payload: Value, source: Source) -> Result<Settled, Error> {
+        let built_from = match source {
+            Source::ThisRequest => self.version,
+            Source::FirstRequest => self.key_version,
+        };
+        let (id, key) = (self.id, self.key.to_owned());
+        let owner = self.lease.owner().to_owned();
+        let model = self.model.clone();
+        let mangopay_id = payload["Id"].as_str().unwrap_or_default().to_owned();
+        let recorded = self
+            .db
+            .write(move |conn| {
+                let at = now();
+                let stored = payload.to_string();
+                let created = Created {
+                    id,
+                    key: &key,
+                    owner: &owner,
+                    mangopay_id: &mangopay_id,
+                    payload: &stored,
+                    built_from,
+                    now: at,
+                };
+                let Some(row) = store::record_created(conn, R::TABLE, &created)? else {
+                    store::release_lease(conn, R::TABLE, id, &owner)?;
+                    return orphan_check::<R>(conn, id, &key, &mangopay_id, at);
+                };
+                let scope = if row.row_version == built_from {
+                    Scope::All
+                } else {
+                    Scope::ServerOnly
+                };
+                apply_or_note(conn, &model, id, &payload, scope, at)?;
+                Ok(true)
+            })
+            .await?;
+        if recorded {
+            tracing::info!(
+                model = R::MODEL,
+                id = self.id,
+                ?source,
+                "created at Mangopay"
+            );
+        }
+        Ok(Settled::Done)
+    }
+
+    /// Step 3 for a failure, one transaction, conditional on the key that was sent. A writer
+    /// whose condition fails (the row was created meanwhile, its key replaced, or it waits
+    /// for an operator) changes nothing but its own lease.
+    async fn record_failure(
+        &self,
+        error: &ApiError,
+        state: SyncState,
+        fate: KeyFate,
+    ) -> Result<(), Error> {
+        tracing::warn!(model = R::MODEL, id = self.id, error = %error, ?fate, "create failed");
+        let stored = serde_json::to_string(&error.to_stored()).unwrap_or_default();
+        let (id, key, owner) = (self.id, self.key.to_owned(), self.lease.owner().to_owned());
+        self.db
+            .write(move |conn| {
+                let failed = Failed {
+                    id,
+                    key: &key,
+                    owner: &owner,
+                    error: &stored,
+                    state,
+                    fate,
+                    now: now(),
+                };
+                if !store::record_create_failure(conn, R::TABLE, &failed)? {
+                    store::release_lease(conn, R::TABLE, id, &owner)?;
+                }
+                Ok::<_, Error>(())
+            })
+            .await
+    }
+
+    /// Lists the resource and matches the row's tag: adopts the one object found, releases the
+    /// key when there is none, and leaves the rest to an operator.
+    async fn reconcile(&self, key_at: DateTime<Utc>) -> Result<Settled, Error> {
+        let (id, key) = (self.id, self.key.to_owned());
+        let listing = self.model.listing();
+        let holder = reconcile::Holder {
+            db: self.db,
+            client: self.client,
+            table: R::TABLE,
+            id,
+            lease: self.lease,
+        };
+        let search =
+            reconcile::search(self.client, &listing, id, &key, key_at, Some(&holder)).await;
+        match search {
+            Err(error) => {
+                let error = match error {
+                    Error::Api(api) => api,
+                    other => return Err(other),
+                };
+                self.note(&error.to_stored()).await?;
+                Err(Error::OutcomeUnknown {
+                    model: R::MODEL,
+                    id,
+                    key,
+                    retry_at: None,
+                    source: error,
+                })
+            }
+            Ok(Search::Found(found)) => {
+                holder.renew().await?;
+                let payload = self
+                    .client
+                    .get(&self.model.view_path(&found))
+                    .await
+                    .map_err(|source| Error::OutcomeUnknown {
+                        model: R::MODEL,
+                        id,
+                        key: key.clone(),
+                        retry_at: None,
+                        source,
+                    })?;
+                tracing::info!(model = R::MODEL, id, mangopay_id = %found, "reconciled: found by tag");
+                self.record_created(payload, Source::FirstRequest).await
+            }
+            Ok(Search::Nothing) => {
+                let note = serde_json::to_string(&ErrorBody {
+                    message: Some(format!(
+                        "no object carries this row's tag for idempotency key {key}: released"
+                    )),
+                    kind: Some("idempotency_key_released".into()),
+                    date: Some(Utc::now().timestamp()),
+                    ..ErrorBody::default()
+                })
+                .unwrap_or_default();
+                let owner = self.lease.owner().to_owned();
+                let reconcile_after = self.reconcile_after();
+                let released = self
+                    .db
+                    .write(move |conn| {
+                        let at = now();
+                        let release = Release {
+                            id,
+                            key: &key,
+                            owner: &owner,
+                            note: &note,
+                            settled_before: at - reconcile_after,
+                            window_start: at - KEY_WINDOW,
+                            now: at,
+                        };
+                        store::release_key(conn, R::TABLE, &release).map_err(Error::from)
+                    })
+                    .await?;
+                tracing::info!(
+                    model = R::MODEL,
+                    id,
+                    released,
+                    "reconciled: nothing was created"
+                );
+                if released {
+                    Ok(Settled::Released)
+                } else {
+                    // Someone else moved the row on meanwhile: whatever it is now is theirs.
+                    Err(Error::Busy {
+                        model: R::MODEL,
+                        id,
+                        until: Utc::now(),
+                    })
+                }
+            }
+            Ok(Search::Several(candidates)) => {
+                let reason = format!(
+                    "{} objects carry this row's tag: {}",
+                    candidates.len(),
+                    candidates.join(", ")
+                );
+                self.operator(reason, candidates).await
+            }
+            Ok(Search::TooFar { looked_at }) => {
+                let reason = format!(
+                    "looked through the {looked_at} newest objects without reaching the key's time"
+                );
+                self.operator(reason, Vec::new()).await
+            }
+        }
+    }
+
+    async fn note(&self, error: &ErrorBody) -> Result<(), Error> {
+        let (id, stored) = (self.id, serde_json::to_string(error).unwrap_or_default());
+        self.db
+            .write(move |conn| {
+                store::note_error(conn, R::TABLE, id, &stored, now()).map_err(Error::from)
+            })
+            .await
+    }
+
+    async fn operator(&self, reason: String, candidates: Vec<String>) -> Result<Settled, Error> {
+        let stored = serde_json::to_string(&ErrorBody {
+            message: Some(reason.clone()),
+            kind: Some("reconciliation_needs_operator".into()),
+            date: Some(Utc::now().timestamp()),
+            ..ErrorBody::default()
+        })
+        .unwrap_or_default();
+        let (id, key, owner) = (self.id, self.key.to_owned(), self.lease.owner().to_owned());
+        self.db
+            .write(move |conn| {
+                let failed = Failed {
+                    id,
+                    key: &key,
+                    owner: &owner,
+                    error: &stored,
+                    state: SyncState::Failed,
+                    fate: KeyFate::Keep { spent: true },
+                    now: now(),
+                };
+                store::record_create_failure(conn, R::TABLE, &failed)
+                    .map(drop)
+                    .map_err(Error::from)
+            })
+            .await?;
+        tracing::error!(model = R::MODEL, id, reason, "create needs an operator");
+        Err(Error::NeedsOperator {
+            model: R::MODEL,
+            id,
+            key: self.key.to_owned(),
+            reason,
+            candidates,
+        })
+    }
+}
+
+/// The verdict on an answer. A refusal proves nothing was created only when it is the
+/// key's first send, or the key's own stored answer read back: a refusal of a resend (a
+/// proxy's redirect, a credentials problem, a validation rule met before the key's check)
+/// says nothing about the earlier request, so the outcome stays unknown and the key is only
+/// looked up and reconciled.
+fn judge(
+    answer: Result<crate::client::Posted, ApiError>,
+    first: bool,
+) -> (Verdict, Option<ApiError>) {
+    match answer {
+        Ok(posted) => (Verdict::of_answer(posted.body, posted.replayed), None),
+        Err(e) => {
+            let verdict = match Verdict::of_error(&e) {
+                Verdict::Refused if !first && !e.replayed() => Verdict::Unknown { spent: true },
+                other => other,
+            };
+            (verdict, Some(e))
+        }
+    }
+}
+
+/// Writes an answer's fields in a savepoint; a failure (a value a column cannot hold) is noted
+/// on the row instead of undoing what the outer transaction recorded.
+pub(crate) fn apply_or_note<R: Resource>(
+    conn: &mut AnyConnection,
+    model: &R,
+    id: i64,
+    payload: &Value,
+    scope: Scope,
+    at: NaiveDateTime,
+) -> Result<(), Error> {
+    let applied =
+        conn.transaction(|conn| model.apply_api_data(conn, id, &strip_marker(payload), scope));
+    if let Err(error) = applied {
+        tracing::error!(model = R::MODEL, id, %error, "could not write Mangopay's answer into the row");
+        let note = serde_json::to_string(&ErrorBody {
+            message: Some(format!(
+                "Mangopay's answer was recorded (api_payload) but its fields could not be written: {error}"
+            )),
+            kind: Some("answer_not_applied".into()),
+            date: Some(at.and_utc().timestamp()),
+            ..ErrorBody::default()
+        })
+        .unwrap_or_default();
+        store::note_error(conn, R::TABLE, id, &note, at)?;
+    }
+    Ok(())
+}
+
+/// A created object's answer arrived but the row's condition failed: the row was created by
+/// another attempt (nothing to do) or its key is no longer the one sent. In the second case
+/// the object is an orphan at Mangopay: it is logged, kept in the orphans' ledger for good and
+/// noted on the row, never silently dropped.
+fn orphan_check<R: Resource>(
+    conn: &mut AnyConnection,
+    id: i64,
+    key: &str,
+    mangopay_id: &str,
+    at: NaiveDateTime,
+) -> Result<bool, Error> {
+    let row = store::load(conn, R::TABLE, id)?.ok_or(Error::NotFound {
+        model: R::MODEL,
+        id,
+    })?;
+    if row.mangopay_id.as_deref() == Some(mangopay_id) {
+        return Ok(false);
+    }
+    tracing::error!(model = R::MODEL, id, key, mangopay_id, current = ?row.mangopay_id,
+        "Mangopay created an object for a key this row no longer holds");
+    store::record_orphan(
+        conn,
+        R::TABLE,
+        id,
+        mangopay_id,
+        key,
+        row.mangopay_id.as_deref(),
+        at,
+    )?;
+    let note = ErrorBody {
+        message: Some(format!(
+            "Mangopay created {mangopay_id} for idempotency key {key}, which this row no longer \
+             holds (it has {}): check it and deactivate or adopt it",
+            row.mangopay_id.as_deref().unwrap_or("no object yet")
+        )),
+        kind: Some("orphaned_object".into()),
+        date: Some(at.and_utc().timestamp()),
+        ..ErrorBody::default()
+    };
+    store::note_error(
+        conn,
+        R::TABLE,
+        id,
+        &serde_json::to_string(&note).unwrap_or_default(),
+        at,
+    )?;
+    Ok(false)
+}

@@ -1,0 +1,129 @@
+//! What a resource gives the sync core: its row, its API mapping and its registration. The
+//! protocol itself (keys, leases, outcomes, reconciliation, sweeps) is never in a resource.
+
+use chrono::NaiveDateTime;
+use diesel::QueryResult;
+use serde_json::Value;
+
+use super::body::Cleared;
+use super::state::SyncInfo;
+use super::store::SyncTable;
+use crate::db::AnyConnection;
+use crate::{Error, ValidationErrors};
+
+/// Which fields an API answer may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every field: the row still holds what the request was built from.
+    All,
+    /// Only the fields Mangopay owns (status, dates, verification level, ...): the application
+    /// changed the row meanwhile (or has an update owed), and its newer values must not be
+    /// overwritten by an older answer.
+    ServerOnly,
+}
+
+/// A request to send: a path under `/v2.01/{ClientId}/` and a JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiRequest {
+    /// The path, such as `users/natural`.
+    pub path: String,
+    /// The body.
+    pub body: Value,
+}
+
+/// An update request, with the optional fields it clears.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateRequest {
+    /// The path and body of the `PUT`.
+    pub request: ApiRequest,
+    /// The fields the update clears; Mangopay's answer must no longer hold them.
+    pub cleared: Vec<Cleared>,
+}
+
+/// Where to look for an object this library created when its create's outcome is unknown: a
+/// list endpoint that returns the objects' `Tag`, newest first with `Sort=CreationDate:DESC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The list path, such as `users` or `users/{UserId}/wallets`.
+    pub path: String,
+    /// Whether the endpoint filters on `AfterDate` / `BeforeDate`.
+    pub date_filters: bool,
+    /// More filters (`Type=PAYOUT`, ...).
+    pub filters: Vec<(&'static str, String)>,
+}
+
+/// A Mangopay resource kept in a table of its own (or a family of tables), synced by the core.
+///
+/// Implementing it is what adding a resource means, with its migration (the table carries the
+/// sync columns) and one line in the jobs' registry. Every method is about the resource
+/// itself: its row, its request bodies, the mapping of Mangopay's answers into its columns.
+pub trait Resource: Sized + Clone + Send + Sync + 'static {
+    /// The model's name, for errors and logs.
+    const MODEL: &'static str;
+    /// The table holding the row's sync columns.
+    const TABLE: SyncTable;
+
+    /// The local id, once saved.
+    fn id(&self) -> Option<i64>;
+    /// Sets the local id after an insert.
+    fn set_id(&mut self, id: i64);
+    /// The row's sync columns.
+    fn sync(&self) -> &SyncInfo;
+    /// Replaces the row's sync columns (after loading).
+    fn set_sync(&mut self, sync: SyncInfo);
+    /// Every problem with the fields, or `Ok`: checked before anything is written or sent.
+    fn validate(&self) -> Result<(), ValidationErrors>;
+    /// The application's own tag; the `Tag` sent is this followed by the library's marker.
+    fn app_tag(&self) -> Option<&str>;
+
+    /// Loads the row's fields (not its sync columns) by local id.
+    fn load(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Self>>;
+    /// Inserts the application's fields as a new row (sync state `new`); returns its id.
+    fn insert(&self, conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<i64>;
+    /// Writes the application's fields to the row `id`.
+    fn write_fields(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()>;
+    /// Writes Mangopay's data into the row: the one function through which an answer (create,
+    /// update, refresh, reconciliation, adoption) reaches the resource's columns. Its `Tag`
+    /// holds the application's tag only (the marker is stripped). Absent keys leave their
+    /// columns alone.
+    fn apply_api_data(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        data: &Value,
+        scope: Scope,
+    ) -> QueryResult<()>;
+
+    /// The create request, with `tag` as its `Tag`. An error here (a parent object not
+    /// created at Mangopay yet, ...) is returned before anything is written or sent.
+    fn create_request(&self, tag: Option<&str>) -> Result<ApiRequest, Error>;
+    /// The update request, with `tag` as its `Tag`.
+    fn update_request(&self, tag: Option<&str>) -> Result<UpdateRequest, Error>;
+    /// The path that views the object `mangopay_id`.
+    fn view_path(&self, mangopay_id: &str) -> String;
+    /// Where objects of this resource can be listed to find one by its tag.
+    fn listing(&self) -> Listing;
+    /// Whether `found` (an object an operator or reconciliation proposes for this row) can be
+    /// this row's object: the right kind, the right owner. `Err` says why not.
+    fn check_found(&self, found: &Value) -> Result<(), String>;
+}
+
+/// The row accessors of [`Resource`] for a model whose local id is the field
+/// `id: Option<i64>` and whose sync columns are the field `sync: SyncInfo`.
+macro_rules! row_accessors {
+    () => {
+        fn id(&self) -> Option<i64> {
+            self.id
+        }
+        fn set_id(&mut self, id: i64) {
+            self.id = Some(id);
+        }
+        fn sync(&self) -> &$crate::sync::SyncInfo {
+            &self.sync
+        }
+        fn set_sync(&mut self, sync: $crate::sync::SyncInfo) {
+            self.sync = sync;
+        }
+    };
+}
+pub(crate) use row_accessors;
