@@ -9,7 +9,7 @@ use super::outcome::Verdict;
 use super::reconcile::{self, Search};
 use super::resource::{ApiRequest, Resource, Scope};
 use super::state::SyncRow;
-use super::store::{self, ClaimArgs, Created, Failed, KeyFate, Release};
+use super::store::{self, ClaimArgs, Created, Failed, KeyFate};
 use super::{Lease, SyncState, now, strip_marker, tag_for};
 use crate::client::{ApiError, ErrorBody, IdempotencyKey};
 use crate::db::{AnyConnection, Db};
@@ -505,33 +505,20 @@ impl<R: Resource> Attempt<'_, R> {
                 self.record_created(payload, Source::FirstRequest).await
             }
             Ok(Search::Nothing) => {
-                let note = serde_json::to_string(&ErrorBody {
-                    message: Some(format!(
-                        "no object carries this row's tag for idempotency key {key}: released"
-                    )),
-                    kind: Some("idempotency_key_released".into()),
-                    date: Some(Utc::now().timestamp()),
-                    ..ErrorBody::default()
-                })
-                .unwrap_or_default();
-                let owner = self.lease.owner().to_owned();
-                let reconcile_after = self.reconcile_after();
-                let released = self
-                    .db
-                    .write(move |conn| {
-                        let at = now();
-                        let release = Release {
-                            id,
-                            key: &key,
-                            owner: &owner,
-                            note: &note,
-                            settled_before: at - reconcile_after,
-                            window_start: at - KEY_WINDOW,
-                            now: at,
-                        };
-                        store::release_key(conn, R::TABLE, &release).map_err(Error::from)
-                    })
-                    .await?;
+                let note = super::note(
+                    "idempotency_key_released",
+                    format!("no object carries this row's tag for idempotency key {key}: released"),
+                );
+                let released = reconcile::release_searched(
+                    self.db,
+                    R::TABLE,
+                    id,
+                    key,
+                    self.lease,
+                    self.reconcile_after(),
+                    note,
+                )
+                .await?;
                 tracing::info!(
                     model = R::MODEL,
                     id,
@@ -576,13 +563,7 @@ impl<R: Resource> Attempt<'_, R> {
     }
 
     async fn operator(&self, reason: String, candidates: Vec<String>) -> Result<Settled, Error> {
-        let stored = serde_json::to_string(&ErrorBody {
-            message: Some(reason.clone()),
-            kind: Some("reconciliation_needs_operator".into()),
-            date: Some(Utc::now().timestamp()),
-            ..ErrorBody::default()
-        })
-        .unwrap_or_default();
+        let stored = super::note("reconciliation_needs_operator", reason.clone());
         let (id, key, owner) = (self.id, self.key.to_owned(), self.lease.owner().to_owned());
         self.db
             .write(move |conn| {
@@ -646,15 +627,12 @@ pub(crate) fn apply_or_note<R: Resource>(
         conn.transaction(|conn| model.apply_api_data(conn, id, &strip_marker(payload), scope));
     if let Err(error) = applied {
         tracing::error!(model = R::MODEL, id, %error, "could not write Mangopay's answer into the row");
-        let note = serde_json::to_string(&ErrorBody {
-            message: Some(format!(
+        let note = super::note(
+            "answer_not_applied",
+            format!(
                 "Mangopay's answer was recorded (api_payload) but its fields could not be written: {error}"
-            )),
-            kind: Some("answer_not_applied".into()),
-            date: Some(at.and_utc().timestamp()),
-            ..ErrorBody::default()
-        })
-        .unwrap_or_default();
+            ),
+        );
         store::note_error(conn, R::TABLE, id, &note, at)?;
     }
     Ok(())

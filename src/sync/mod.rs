@@ -185,6 +185,17 @@ impl Lease {
     }
 }
 
+/// A note kept as a row's `last_error`, in the shape of Mangopay's error report.
+pub(crate) fn note(kind: &str, message: String) -> String {
+    serde_json::to_string(&crate::client::ErrorBody {
+        message: Some(message),
+        kind: Some(kind.to_owned()),
+        date: Some(Utc::now().timestamp()),
+        ..crate::client::ErrorBody::default()
+    })
+    .unwrap_or_default()
+}
+
 /// The `Tag` to send for row `id`.
 pub(crate) fn tag_for(app_tag: Option<&str>, id: i64, key: Option<&str>) -> Option<String> {
     tag::compose(app_tag, id, key)

@@ -11,7 +11,7 @@ use super::resource::{Listing, Resource, Scope};
 use super::store::{self, Created, Release, SyncTable};
 use super::tag::split;
 use super::{Lease, now};
-use crate::client::{ApiError, ErrorBody, PageRequest};
+use crate::client::{ApiError, PageRequest};
 use crate::db::Db;
 use crate::{Error, MangopayClient};
 
@@ -128,6 +128,35 @@ pub(crate) async fn search(
     } else {
         verdict(found)
     })
+}
+
+/// Releases row `id`'s key after a search by tag found nothing: one write, conditional on the
+/// key, on `lease` holding the row, on the key being spent or forgotten and on its last send
+/// having settled ([`store::release_key`]). Returns whether the key was released.
+pub(crate) async fn release_searched(
+    db: &Db,
+    table: SyncTable,
+    id: i64,
+    key: String,
+    lease: &Lease,
+    reconcile_after: chrono::Duration,
+    note: String,
+) -> Result<bool, Error> {
+    let owner = lease.owner().to_owned();
+    db.write(move |conn| {
+        let at = now();
+        let release = Release {
+            id,
+            key: &key,
+            owner: &owner,
+            note: &note,
+            settled_before: at - reconcile_after,
+            window_start: at - KEY_WINDOW,
+            now: at,
+        };
+        store::release_key(conn, table, &release).map_err(Error::from)
+    })
+    .await
 }
 
 /// Adopts the Mangopay object `mangopay_id` as row `id`'s, holding the row (no worker acts on
@@ -323,31 +352,13 @@ pub(crate) async fn release_key<R: Resource>(
         super::release(db, R::TABLE, id, lease).await?;
         return Err(refuse(reason));
     }
-    let note = serde_json::to_string(&ErrorBody {
-        message: Some(format!(
+    let note = super::note(
+        "idempotency_key_released",
+        format!(
             "idempotency key {key} released by an operator after a search by tag found nothing"
-        )),
-        kind: Some("idempotency_key_released".into()),
-        date: Some(Utc::now().timestamp()),
-        ..ErrorBody::default()
-    })
-    .unwrap_or_default();
-    let owner = lease.owner().to_owned();
-    let released = db
-        .write(move |conn| {
-            let at = now();
-            let release = Release {
-                id,
-                key: &key,
-                owner: &owner,
-                note: &note,
-                settled_before: at - reconcile_after,
-                window_start: at - KEY_WINDOW,
-                now: at,
-            };
-            store::release_key(conn, R::TABLE, &release).map_err(Error::from)
-        })
-        .await?;
+        ),
+    );
+    let released = release_searched(db, R::TABLE, id, key, lease, reconcile_after, note).await?;
     if !released {
         super::release(db, R::TABLE, id, lease).await?;
         return Err(refuse("the row changed meanwhile".into()));

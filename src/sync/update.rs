@@ -10,7 +10,6 @@ use super::resource::{Resource, Scope, UpdateRequest};
 use super::state::SyncRow;
 use super::store;
 use super::{Lease, now, tag_for};
-use crate::client::ErrorBody;
 use crate::db::Db;
 use crate::{Error, MangopayClient};
 
@@ -98,16 +97,13 @@ async fn send_update<R: Resource>(
         Ok(payload) => {
             let still_set = not_cleared(&payload, &cleared);
             let note = (!still_set.is_empty()).then(|| {
-                serde_json::to_string(&ErrorBody {
-                    message: Some(format!(
+                super::note(
+                    "field_not_cleared",
+                    format!(
                         "Mangopay did not clear {}; the row keeps its cleared values",
                         still_set.join(", ")
-                    )),
-                    kind: Some("field_not_cleared".into()),
-                    date: Some(chrono::Utc::now().timestamp()),
-                    ..ErrorBody::default()
-                })
-                .unwrap_or_default()
+                    ),
+                )
             });
             let complete = still_set.is_empty();
             let recorded = db.write(move |conn| {

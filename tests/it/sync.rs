@@ -114,17 +114,7 @@ both_backends!(
             let mut user = MangopayNaturalUser::get(&db, id).await.unwrap();
             user.create(&db, &client).await
         });
-        let sandbox = env.sandbox().clone();
-        crate::support::eventually("A's POST in flight", Duration::from_secs(10), || {
-            let sandbox = sandbox.clone();
-            async move {
-                sandbox
-                    .request_log()
-                    .iter()
-                    .any(|r| r.method == "POST" && r.status == 0)
-            }
-        })
-        .await;
+        env.until_a_post_is_in_flight().await;
         // B: A's lease is taken over (as after A's time ran out); B resends the key, gets a
         // 409, and its look-up hangs until B gives up, long after A recorded the user.
         env.expire_lease(id).await;
@@ -832,17 +822,7 @@ both_backends!(
             let mut user = MangopayNaturalUser::get(&db, id).await.unwrap();
             user.create(&db, &client).await
         });
-        let sandbox = env.sandbox().clone();
-        crate::support::eventually("the POST in flight", Duration::from_secs(10), || {
-            let sandbox = sandbox.clone();
-            async move {
-                sandbox
-                    .request_log()
-                    .iter()
-                    .any(|r| r.method == "POST" && r.status == 0)
-            }
-        })
-        .await;
+        env.until_a_post_is_in_flight().await;
         // The row's key is replaced meanwhile (as after a release by another party).
         env.sql(&format!(
             "UPDATE mangopay_users SET create_idempotency_key = 'aaaaaaaaaaaaaaaaaaaa', \

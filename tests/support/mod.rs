@@ -251,6 +251,21 @@ pub fn legal_owner() -> diesel_mangopay::MangopayLegalUser {
 }
 
 impl Env {
+    /// Waits until a POST has reached the sandbox and is not answered yet.
+    pub async fn until_a_post_is_in_flight(&self) {
+        let sandbox = self.sandbox().clone();
+        eventually("a POST in flight", Duration::from_secs(10), || {
+            let sandbox = sandbox.clone();
+            async move {
+                sandbox
+                    .request_log()
+                    .iter()
+                    .any(|r| r.method == "POST" && r.status == 0)
+            }
+        })
+        .await;
+    }
+
     /// Ends the lease on user row `id` now, as if its holder's time had run out.
     pub async fn expire_lease(&self, id: i64) {
         self.sql(&format!(

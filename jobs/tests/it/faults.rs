@@ -200,17 +200,7 @@ both_backends!(
             .set_handler_delay(Duration::from_secs(2));
         let user = saved_user(&env, "held@example.com").await;
         queue.create_mangopay_user(user.id.unwrap()).await.unwrap();
-        let sandbox = env.sandbox().clone();
-        eventually("the POST in flight", Duration::from_secs(10), || {
-            let sandbox = sandbox.clone();
-            async move {
-                sandbox
-                    .request_log()
-                    .iter()
-                    .any(|r| r.method == "POST" && r.status == 0)
-            }
-        })
-        .await;
+        env.until_a_post_is_in_flight().await;
         let ctx = JobContext {
             db: env.db.clone(),
             client,
