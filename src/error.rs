@@ -49,15 +49,57 @@ pub enum Error {
         /// The local id.
         id: i64,
     },
-    /// The operation needs another object (a parent) created at Mangopay first.
-    #[error("{model}: {parent} {parent_id} has not been created at Mangopay yet")]
+    /// The operation needs another object (a parent: the user, the wallet, the bank account)
+    /// created at Mangopay first. Nothing was written or sent. Retryable: the parent's own
+    /// create may be under way.
+    #[error("{model}.{field}: {parent} {parent_id} has not been created at Mangopay yet")]
     ParentNotCreated {
         /// The model's name.
         model: &'static str,
+        /// The model's field that refers to the parent.
+        field: &'static str,
         /// The parent's model name.
         parent: &'static str,
         /// The parent's local id.
         parent_id: i64,
+    },
+    /// A parent exists at Mangopay but cannot be used (a deactivated bank account, a recipient
+    /// still waiting for its owner's authentication). Nothing was written or sent.
+    #[error("{model}.{field}: {parent} {parent_id} cannot be used: {reason}")]
+    ParentNotUsable {
+        /// The model's name.
+        model: &'static str,
+        /// The model's field that refers to the parent.
+        field: &'static str,
+        /// The parent's model name.
+        parent: &'static str,
+        /// The parent's local id.
+        parent_id: i64,
+        /// Why not.
+        reason: String,
+    },
+    /// An operation that needs the object in another state (a pay-out already settled, ...).
+    #[error("{model} {id}: {reason}")]
+    WrongState {
+        /// The model's name.
+        model: &'static str,
+        /// The local id.
+        id: i64,
+        /// What the state is and what the operation needs.
+        reason: String,
+    },
+    /// An application hook ([`crate::hooks`]) failed; the state change it reacts to was not
+    /// recorded either, and the next poll runs it again.
+    #[error("{model} {id}: the {hook} hook failed: {message}")]
+    Hook {
+        /// The model's name.
+        model: &'static str,
+        /// The local id.
+        id: i64,
+        /// The hook's name.
+        hook: &'static str,
+        /// What it reported.
+        message: String,
     },
     /// Another worker (or call) holds the row: it is creating or updating it now.
     #[error("{model} {id} is being synced by another worker until {until}")]
@@ -169,13 +211,17 @@ impl Error {
         match self {
             Error::Api(e) => e.is_retryable(),
             Error::Db(e) => e.is_retryable(),
-            Error::Busy { .. } | Error::OutcomeUnknown { .. } => true,
+            Error::Busy { .. }
+            | Error::OutcomeUnknown { .. }
+            | Error::ParentNotCreated { .. }
+            | Error::Hook { .. } => true,
             Error::Validation(_)
             | Error::Config(_)
             | Error::NotSaved { .. }
             | Error::NotFound { .. }
             | Error::NotCreated { .. }
-            | Error::ParentNotCreated { .. }
+            | Error::ParentNotUsable { .. }
+            | Error::WrongState { .. }
             | Error::NeedsOperator { .. }
             | Error::AdoptRefused { .. }
             | Error::ReleaseRefused { .. }

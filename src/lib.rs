@@ -39,6 +39,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 mod error;
+pub mod hooks;
 pub mod models;
 pub mod schema;
 pub mod sync;
@@ -48,9 +49,12 @@ pub use client::{ApiError, IdempotencyKey, MangopayClient};
 pub use config::{ClientConfig, Config, ConfigError, DatabaseUrl};
 pub use db::{Backend, Db, DbError, StatementCount};
 pub use error::{Error, report};
+pub use hooks::{HookResult, Hooks};
 pub use models::{
     Address, IncomeRange, KycLevel, LegalPersonType, MangopayLegalUser, MangopayNaturalUser,
-    MangopayUser, PersonType, UserCategory, UserFacts, UserStatus,
+    MangopayPayOut, MangopayTransfer, MangopayUser, MangopayWallet, Money, PayOutDestination,
+    PayoutMode, PersonType, TransactionStatus, UserCategory, UserFacts, UserStatus,
 };
+pub use models::{MangopayBankAccount, MangopayRecipient};
 pub use sync::{Lease, SyncInfo, SyncState};
-pub use validate::{CountryCode, FieldError, FieldErrorKind, ValidationErrors};
+pub use validate::{CountryCode, CurrencyCode, FieldError, FieldErrorKind, ValidationErrors};

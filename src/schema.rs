@@ -2,6 +2,11 @@
 //!
 //! The DDL of each backend is in `migrations/postgres` and `migrations/sqlite`; the column
 //! types here are the ones both agree on (`BigInt` ids, `Text`, `Bool`, `Timestamp` in UTC).
+//!
+//! The sync core reads and writes the sync columns with SQL of its own (`src/sync/store.rs`),
+//! so the tables added after `mangopay_users` declare only the ones queries filter on
+//! (`mangopay_id`, `sync_state`) and the two an insert sets (`created_at`, `updated_at`);
+//! their DDL has all of them.
 #![allow(missing_docs)]
 
 diesel::table! {
@@ -99,10 +104,162 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Wallets: one owner, one currency.
+    mangopay_wallets (id) {
+        id -> BigInt,
+        owner_id -> BigInt,
+        currency -> Text,
+        description -> Text,
+        tag -> Nullable<Text>,
+        balance_amount -> Nullable<BigInt>,
+        balance_read_at -> Nullable<Timestamp>,
+        funds_type -> Nullable<Text>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        mangopay_id -> Nullable<Text>,
+        sync_state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Legacy bank accounts (IBAN, GB, US, CA, OTHER) that pay-outs go to.
+    mangopay_bank_accounts (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        account_type -> Text,
+        owner_name -> Text,
+        owner_address_line1 -> Nullable<Text>,
+        owner_address_line2 -> Nullable<Text>,
+        owner_address_city -> Nullable<Text>,
+        owner_address_region -> Nullable<Text>,
+        owner_address_postal_code -> Nullable<Text>,
+        owner_address_country -> Nullable<Text>,
+        iban -> Nullable<Text>,
+        bic -> Nullable<Text>,
+        sort_code -> Nullable<Text>,
+        account_number -> Nullable<Text>,
+        aba -> Nullable<Text>,
+        deposit_account_type -> Nullable<Text>,
+        branch_code -> Nullable<Text>,
+        institution_number -> Nullable<Text>,
+        bank_name -> Nullable<Text>,
+        country -> Nullable<Text>,
+        active -> Bool,
+        tag -> Nullable<Text>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        mangopay_id -> Nullable<Text>,
+        sync_state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Recipients: the beneficiary accounts that replace bank accounts.
+    mangopay_recipients (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        display_name -> Text,
+        payout_method_type -> Text,
+        recipient_type -> Text,
+        currency -> Text,
+        country -> Nullable<Text>,
+        recipient_scope -> Text,
+        individual_first_name -> Nullable<Text>,
+        individual_last_name -> Nullable<Text>,
+        business_name -> Nullable<Text>,
+        holder_address_line1 -> Nullable<Text>,
+        holder_address_line2 -> Nullable<Text>,
+        holder_address_city -> Nullable<Text>,
+        holder_address_region -> Nullable<Text>,
+        holder_address_postal_code -> Nullable<Text>,
+        holder_address_country -> Nullable<Text>,
+        account_details -> Text,
+        status -> Nullable<Text>,
+        pending_redirect_url -> Nullable<Text>,
+        status_checks -> Integer,
+        status_checked_at -> Nullable<Timestamp>,
+        tag -> Nullable<Text>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        mangopay_id -> Nullable<Text>,
+        sync_state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Transfers between two wallets.
+    mangopay_transfers (id) {
+        id -> BigInt,
+        author_id -> BigInt,
+        credited_user_id -> Nullable<BigInt>,
+        debited_wallet_id -> BigInt,
+        credited_wallet_id -> BigInt,
+        currency -> Text,
+        debited_amount -> BigInt,
+        fees_amount -> BigInt,
+        credited_amount -> Nullable<BigInt>,
+        status -> Nullable<Text>,
+        result_code -> Nullable<Text>,
+        result_message -> Nullable<Text>,
+        execution_date -> Nullable<Timestamp>,
+        tag -> Nullable<Text>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        mangopay_id -> Nullable<Text>,
+        sync_state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Pay-outs from a wallet to a bank account or a recipient.
+    mangopay_pay_outs (id) {
+        id -> BigInt,
+        author_id -> BigInt,
+        debited_wallet_id -> BigInt,
+        bank_account_id -> Nullable<BigInt>,
+        recipient_id -> Nullable<BigInt>,
+        currency -> Text,
+        debited_amount -> BigInt,
+        fees_amount -> BigInt,
+        credited_amount -> Nullable<BigInt>,
+        bank_wire_ref -> Nullable<Text>,
+        payout_mode_requested -> Text,
+        mode_applied -> Nullable<Text>,
+        status -> Nullable<Text>,
+        result_code -> Nullable<Text>,
+        result_message -> Nullable<Text>,
+        fallback_reason_code -> Nullable<Text>,
+        fallback_reason_message -> Nullable<Text>,
+        execution_date -> Nullable<Timestamp>,
+        tag -> Nullable<Text>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        status_checks -> Integer,
+        status_checked_at -> Nullable<Timestamp>,
+        succeeded_hook_at -> Nullable<Timestamp>,
+        mangopay_id -> Nullable<Text>,
+        sync_state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(mangopay_natural_users -> mangopay_users (user_id));
 diesel::joinable!(mangopay_legal_users -> mangopay_users (user_id));
+diesel::joinable!(mangopay_wallets -> mangopay_users (owner_id));
+diesel::joinable!(mangopay_bank_accounts -> mangopay_users (user_id));
+diesel::joinable!(mangopay_recipients -> mangopay_users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     mangopay_users,
     mangopay_natural_users,
-    mangopay_legal_users
+    mangopay_legal_users,
+    mangopay_wallets,
+    mangopay_bank_accounts,
+    mangopay_recipients,
+    mangopay_transfers,
+    mangopay_pay_outs
 );

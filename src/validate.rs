@@ -26,6 +26,8 @@ pub enum FieldErrorKind {
     InvalidEmail,
     /// Not an ISO 3166-1 alpha-2 country code.
     InvalidCountryCode(String),
+    /// Not an ISO 4217 currency code.
+    InvalidCurrencyCode(String),
     /// A date that must not be in the future is.
     InFuture,
     /// A number outside the accepted range.
@@ -53,6 +55,9 @@ impl fmt::Display for FieldErrorKind {
             FieldErrorKind::InvalidEmail => write!(f, "is not a valid e-mail address"),
             FieldErrorKind::InvalidCountryCode(v) => {
                 write!(f, "`{v}` is not an ISO 3166-1 alpha-2 country code")
+            }
+            FieldErrorKind::InvalidCurrencyCode(v) => {
+                write!(f, "`{v}` is not an ISO 4217 currency code")
             }
             FieldErrorKind::InFuture => write!(f, "is in the future"),
             FieldErrorKind::OutOfRange { min, max } => {
@@ -155,6 +160,17 @@ impl ValidationErrors {
         self.0.extend(other.0);
     }
 
+    /// Parses a currency code, recording a bad one under `field`.
+    pub(crate) fn currency(&mut self, field: &'static str, value: &str) -> Option<CurrencyCode> {
+        match value.parse::<CurrencyCode>() {
+            Ok(code) => Some(code),
+            Err(kind) => {
+                self.push(field, kind);
+                None
+            }
+        }
+    }
+
     /// Parses an optional country code, recording a bad one under `field`.
     pub(crate) fn country(
         &mut self,
@@ -253,6 +269,66 @@ impl fmt::Debug for CountryCode {
     }
 }
 
+/// An ISO 4217 currency code, always upper case (`EUR`, `GBP`, `JPY`).
+///
+/// Which currencies Mangopay accepts depends on the platform's contract, so any ISO 4217 code
+/// passes here and Mangopay's own refusal is kept on the row.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CurrencyCode([u8; 3]);
+
+impl CurrencyCode {
+    /// `XXX`, ISO 4217's "no currency": what a stored code that is not three letters reads as.
+    pub(crate) const UNKNOWN: CurrencyCode = CurrencyCode(*b"XXX");
+
+    /// The three-letter code.
+    pub fn as_str(&self) -> &str {
+        // The bytes are ASCII upper-case letters by construction.
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+
+    /// How many digits of minor units the currency has (2 for EUR, 0 for JPY), per ISO 4217;
+    /// `None` for a code only Mangopay knows.
+    pub fn minor_digits(&self) -> Option<u16> {
+        iso_currency::Currency::from_code(self.as_str()).and_then(|c| c.exponent())
+    }
+
+    /// A code as Mangopay returned it: any three ASCII letters are kept.
+    pub(crate) fn from_api(value: &str) -> Option<CurrencyCode> {
+        let b = value.as_bytes();
+        (b.len() == 3 && b.iter().all(u8::is_ascii_alphabetic)).then(|| {
+            CurrencyCode([
+                b[0].to_ascii_uppercase(),
+                b[1].to_ascii_uppercase(),
+                b[2].to_ascii_uppercase(),
+            ])
+        })
+    }
+}
+
+impl FromStr for CurrencyCode {
+    type Err = FieldErrorKind;
+
+    /// Accepts a code known to ISO 4217 in any letter case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || FieldErrorKind::InvalidCurrencyCode(s.to_owned());
+        let code = CurrencyCode::from_api(s).ok_or_else(invalid)?;
+        iso_currency::Currency::from_code(code.as_str()).ok_or_else(invalid)?;
+        Ok(code)
+    }
+}
+
+impl fmt::Display for CurrencyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for CurrencyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CurrencyCode({})", self.as_str())
+    }
+}
+
 /// Mangopay's own e-mail rule ([`diesel_mangopay_sandbox::EMAIL_PATTERN`], the pattern its
 /// `param_error` answers quote), anchored at both ends.
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
@@ -335,6 +411,140 @@ pub(crate) fn present_if<T>(
     }
 }
 
+// Bank details: IBANs, BICs and the digit strings of local bank accounts, checked before a bank
+// account or a recipient is sent (Mangopay answers a bad one with a `param_error`).
+
+/// An IBAN in its electronic form, as it is stored and sent: whitespace removed, upper case.
+pub fn normalize_iban(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+/// Whether `value` (whitespace and letter case aside) is an IBAN: a country of the SWIFT IBAN
+/// registry, that country's length and BBAN format, and matching check digits (ISO 13616).
+pub fn is_valid_iban(value: &str) -> bool {
+    iban(value).is_ok()
+}
+
+/// An IBAN, with a reason when it is not one.
+pub(crate) fn iban(value: &str) -> Result<(), FieldErrorKind> {
+    required(value)?;
+    let compact = normalize_iban(value);
+    max_len(&compact, 34)?;
+    match compact.parse::<::iban::Iban>() {
+        Ok(_) => Ok(()),
+        Err(::iban::ParseIbanError::InvalidBaseIban {
+            source: ::iban::ParseBaseIbanError::InvalidChecksum,
+        }) => Err(FieldErrorKind::NotAllowed(
+            "is not a valid IBAN: its check digits do not match".into(),
+        )),
+        Err(::iban::ParseIbanError::InvalidBaseIban { .. }) => Err(FieldErrorKind::NotAllowed(
+            "is not an IBAN: two letters, two check digits, then up to 30 letters and digits"
+                .into(),
+        )),
+        Err(::iban::ParseIbanError::InvalidBban(_)) => Err(FieldErrorKind::NotAllowed(
+            "is not a valid IBAN: its account part does not follow its country's format".into(),
+        )),
+        Err(::iban::ParseIbanError::UnknownCountry(_)) => Err(FieldErrorKind::NotAllowed(
+            "is not a valid IBAN: its country code is not one of the IBAN registry".into(),
+        )),
+    }
+}
+
+/// A BIC (ISO 9362) in Mangopay's format (`^[a-zA-Z]{6}\w{2}(\w{3})?$`, the pattern its
+/// `param_error` quotes), with a bank code of letters and a real country.
+static BIC_FORMAT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new("^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+        .expect("the BIC pattern is a valid regex")
+});
+
+/// Whether `value` (any letter case) is a BIC: 8 or 11 characters, a bank code of four
+/// letters, an ISO 3166-1 country, a location and an optional branch of letters and digits.
+pub fn is_valid_bic(value: &str) -> bool {
+    let upper = value.to_ascii_uppercase();
+    BIC_FORMAT.is_match(&upper) && celes::Country::from_alpha2(&upper[4..6]).is_ok()
+}
+
+/// A BIC, with a reason when it is not one.
+pub(crate) fn bic(value: &str) -> Result<(), FieldErrorKind> {
+    required(value)?;
+    if is_valid_bic(value) {
+        Ok(())
+    } else {
+        Err(FieldErrorKind::NotAllowed(
+            "is not a BIC: 8 or 11 letters and digits (AAAABBCC or AAAABBCCDDD), BB a country"
+                .into(),
+        ))
+    }
+}
+
+/// `min` to `max` ASCII digits.
+pub(crate) fn digits(value: &str, min: usize, max: usize) -> Result<(), FieldErrorKind> {
+    required(value)?;
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldErrorKind::InvalidCharacters("digits"));
+    }
+    length_between(value, min, max, "digits")
+}
+
+/// `min` to `max` ASCII letters and digits.
+pub(crate) fn alphanumeric(value: &str, min: usize, max: usize) -> Result<(), FieldErrorKind> {
+    required(value)?;
+    if !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(FieldErrorKind::InvalidCharacters("letters and digits"));
+    }
+    length_between(value, min, max, "letters and digits")
+}
+
+fn length_between(value: &str, min: usize, max: usize, what: &str) -> Result<(), FieldErrorKind> {
+    let n = value.chars().count();
+    if (min..=max).contains(&n) {
+        Ok(())
+    } else if min == max {
+        Err(FieldErrorKind::NotAllowed(format!(
+            "must be exactly {min} {what}"
+        )))
+    } else {
+        Err(FieldErrorKind::NotAllowed(format!(
+            "must be {min} to {max} {what}"
+        )))
+    }
+}
+
+/// A text of `min` to `max` characters on one line, with none of the characters of the class
+/// `forbidden`: Mangopay's patterns of the form `^(?!.*[&,'/]).{1,50}$`, the class compiled
+/// as written (so `'-/` in `[&,.:_'-/]` is a range, as it is for Mangopay). `shown` lists the
+/// forbidden characters in the error.
+pub(crate) fn without_chars(
+    value: &str,
+    forbidden: &Regex,
+    shown: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), FieldErrorKind> {
+    let n = value.chars().count();
+    if min > 0 && value.trim().is_empty() {
+        return Err(FieldErrorKind::Required);
+    }
+    if n > max {
+        return Err(FieldErrorKind::TooLong { max });
+    }
+    if n < min {
+        return Err(FieldErrorKind::NotAllowed(format!(
+            "must be at least {min} characters"
+        )));
+    }
+    if value.contains(['\n', '\r']) || forbidden.is_match(value) {
+        return Err(FieldErrorKind::NotAllowed(format!(
+            "must be one line without any of {shown}"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +561,25 @@ mod tests {
             );
         }
         assert_eq!(CountryCode::from_api("xk").unwrap().as_str(), "XK");
+    }
+
+    #[test]
+    fn currency_codes_are_checked_against_iso_4217() {
+        let eur = "eur".parse::<CurrencyCode>().unwrap();
+        assert_eq!(eur.as_str(), "EUR");
+        assert_eq!(eur.minor_digits(), Some(2));
+        assert_eq!(
+            "JPY".parse::<CurrencyCode>().unwrap().minor_digits(),
+            Some(0)
+        );
+        for bad in ["", "EU", "EURO", "ZZZ", "E1R"] {
+            assert_eq!(
+                bad.parse::<CurrencyCode>(),
+                Err(FieldErrorKind::InvalidCurrencyCode(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(CurrencyCode::from_api("xts").unwrap().as_str(), "XTS");
     }
 
     #[test]

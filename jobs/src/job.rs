@@ -7,6 +7,19 @@ pub const CREATE_MANGOPAY_USER: &str = "create_mangopay_user";
 /// `update_mangopay_user(id)`: sends the user's fields to Mangopay.
 pub const UPDATE_MANGOPAY_USER: &str = "update_mangopay_user";
 
+/// `create_mangopay_wallet(id)`: creates the wallet at Mangopay.
+pub const CREATE_MANGOPAY_WALLET: &str = "create_mangopay_wallet";
+/// `update_mangopay_wallet(id)`: sends the wallet's description and tag to Mangopay.
+pub const UPDATE_MANGOPAY_WALLET: &str = "update_mangopay_wallet";
+/// `create_mangopay_bank_account(id)`: creates the bank account at Mangopay.
+pub const CREATE_MANGOPAY_BANK_ACCOUNT: &str = "create_mangopay_bank_account";
+/// `create_mangopay_recipient(id)`: creates the recipient at Mangopay.
+pub const CREATE_MANGOPAY_RECIPIENT: &str = "create_mangopay_recipient";
+/// `create_mangopay_transfer(id)`: creates the transfer at Mangopay.
+pub const CREATE_MANGOPAY_TRANSFER: &str = "create_mangopay_transfer";
+/// `create_mangopay_pay_out(id)`: creates the pay-out at Mangopay.
+pub const CREATE_MANGOPAY_PAY_OUT: &str = "create_mangopay_pay_out";
+
 /// A job: the name of a registered operation and the row id it works on. Rows are loaded when
 /// the job runs, so it always works on the latest data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -41,7 +41,11 @@ mod queue;
 mod registry;
 mod worker;
 
-pub use job::{CREATE_MANGOPAY_USER, Job, UPDATE_MANGOPAY_USER};
+pub use job::{
+    CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT,
+    CREATE_MANGOPAY_TRANSFER, CREATE_MANGOPAY_USER, CREATE_MANGOPAY_WALLET, Job,
+    UPDATE_MANGOPAY_USER, UPDATE_MANGOPAY_WALLET,
+};
 pub use queue::{JobQueue, JobsError, QUEUE};
 pub use registry::{JobContext, Registry};
 pub use worker::{JobError, RetryPolicy, UnknownJob, WorkerOptions, run_worker, sweep};

@@ -8,11 +8,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use diesel_mangopay::models::MangopayUser;
+use diesel_mangopay::models::{
+    MangopayBankAccount, MangopayPayOut, MangopayRecipient, MangopayTransfer, MangopayUser,
+    MangopayWallet,
+};
 use diesel_mangopay::sync::{self, Lease, Resource, SyncTable};
 use diesel_mangopay::{Db, Error, MangopayClient};
 
-use crate::job::{CREATE_MANGOPAY_USER, UPDATE_MANGOPAY_USER};
+use crate::job::{
+    CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT,
+    CREATE_MANGOPAY_TRANSFER, CREATE_MANGOPAY_USER, CREATE_MANGOPAY_WALLET, UPDATE_MANGOPAY_USER,
+    UPDATE_MANGOPAY_WALLET,
+};
 
 /// What every job needs: the database and the Mangopay client. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -41,7 +48,8 @@ pub(crate) struct Entry {
 pub(crate) struct SweepTarget {
     pub table: SyncTable,
     pub create: String,
-    pub update: String,
+    /// `None` for a resource Mangopay does not update (its rows are never dirty).
+    pub update: Option<String>,
 }
 
 /// The job types a worker runs, by name.
@@ -75,19 +83,44 @@ impl Registry {
 
     /// The library's job types: every resource's create and update jobs.
     pub fn standard() -> Registry {
-        Registry::new().resource::<MangopayUser>(CREATE_MANGOPAY_USER, UPDATE_MANGOPAY_USER)
+        Registry::new()
+            .resource::<MangopayUser>(CREATE_MANGOPAY_USER, UPDATE_MANGOPAY_USER)
+            .resource::<MangopayWallet>(CREATE_MANGOPAY_WALLET, UPDATE_MANGOPAY_WALLET)
+            .create_only::<MangopayBankAccount>(CREATE_MANGOPAY_BANK_ACCOUNT)
+            .create_only::<MangopayRecipient>(CREATE_MANGOPAY_RECIPIENT)
+            .create_only::<MangopayTransfer>(CREATE_MANGOPAY_TRANSFER)
+            .create_only::<MangopayPayOut>(CREATE_MANGOPAY_PAY_OUT)
     }
 
     /// Registers resource `R`'s create job (`create`: the sync core's create of the stored
     /// row) and update job (`update`), and puts its table on the sweep, which enqueues them
     /// for rows whose create or update is due.
-    pub fn resource<R: Resource>(mut self, create: &str, update: &str) -> Registry {
+    pub fn resource<R: Resource>(self, create: &str, update: &str) -> Registry {
+        let update_handler: Handler = Arc::new(|ctx: JobContext, id, lease: Lease| {
+            Box::pin(async move { sync::update_by_id::<R>(&ctx.db, &ctx.client, id, &lease).await })
+        });
+        self.with_resource::<R>(create, Some((update, update_handler)))
+    }
+
+    /// Registers the create job of resource `R`, which Mangopay does not update
+    /// ([`Resource::UPDATABLE`] is false), and puts its table on the sweep for creates due.
+    pub fn create_only<R: Resource>(self, create: &str) -> Registry {
+        debug_assert!(
+            !R::UPDATABLE,
+            "{} is updated: register it with resource()",
+            R::MODEL
+        );
+        self.with_resource::<R>(create, None)
+    }
+
+    fn with_resource<R: Resource>(
+        mut self,
+        create: &str,
+        update: Option<(&str, Handler)>,
+    ) -> Registry {
         let table = Some(R::TABLE);
         let create_handler: Handler = Arc::new(|ctx: JobContext, id, lease: Lease| {
             Box::pin(async move { sync::create_by_id::<R>(&ctx.db, &ctx.client, id, &lease).await })
-        });
-        let update_handler: Handler = Arc::new(|ctx: JobContext, id, lease: Lease| {
-            Box::pin(async move { sync::update_by_id::<R>(&ctx.db, &ctx.client, id, &lease).await })
         });
         self.entries.insert(
             create.to_owned(),
@@ -96,17 +129,19 @@ impl Registry {
                 table,
             },
         );
-        self.entries.insert(
-            update.to_owned(),
-            Entry {
-                handler: update_handler,
-                table,
-            },
-        );
+        if let Some((name, handler)) = &update {
+            self.entries.insert(
+                (*name).to_owned(),
+                Entry {
+                    handler: handler.clone(),
+                    table,
+                },
+            );
+        }
         self.sweeps.push(SweepTarget {
             table: R::TABLE,
             create: create.to_owned(),
-            update: update.to_owned(),
+            update: update.map(|(name, _)| name.to_owned()),
         });
         self
     }
@@ -150,9 +185,24 @@ mod tests {
     fn the_standard_registry_runs_the_user_jobs_and_sweeps_their_table() {
         let r = Registry::standard();
         assert!(r.knows(CREATE_MANGOPAY_USER) && r.knows(UPDATE_MANGOPAY_USER));
-        assert!(!r.knows("create_mangopay_wallet"));
-        assert_eq!(r.sweeps.len(), 1);
-        assert_eq!(r.sweeps[0].table.name(), "mangopay_users");
+        assert!(r.knows(CREATE_MANGOPAY_WALLET) && r.knows(CREATE_MANGOPAY_PAY_OUT));
+        assert!(
+            !r.knows("update_mangopay_transfer"),
+            "transfers are never updated"
+        );
+        let swept: Vec<_> = r.sweeps.iter().map(|s| s.table.name()).collect();
+        assert_eq!(
+            swept,
+            [
+                "mangopay_users",
+                "mangopay_wallets",
+                "mangopay_bank_accounts",
+                "mangopay_recipients",
+                "mangopay_transfers",
+                "mangopay_pay_outs"
+            ]
+        );
+        assert_eq!(r.sweeps[4].update, None);
         let custom = r.job("ping", |_ctx, _id| async { Ok(()) });
         assert!(custom.knows("ping"));
         assert!(format!("{custom:?}").contains("ping"));

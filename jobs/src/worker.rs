@@ -238,10 +238,19 @@ pub async fn sweep(
             continue;
         };
         for row in due {
-            let name = if row.update {
-                &target.update
-            } else {
-                &target.create
+            let name = match (&target.update, row.update) {
+                (Some(update), true) => update,
+                (None, true) => {
+                    // Only a row saved while its create was in flight gets here: its resource
+                    // has no update, so nothing is owed to Mangopay.
+                    tracing::warn!(
+                        table = target.table.name(),
+                        id = row.id,
+                        "a row of a resource Mangopay does not update is marked dirty; ignored"
+                    );
+                    continue;
+                }
+                (_, false) => &target.create,
             };
             queue.enqueue(Job::new(name.clone(), row.id)).await?;
             enqueued += 1;

@@ -13,6 +13,22 @@
 //!   restart with the same credentials and expire by the sandbox clock.
 //! - Natural and legal users: create, partial update, view (generic and typed) and list
 //!   (paginated, sorted), with Mangopay's field rules and error reports.
+//! - Money that really moves, in integer minor units: wallets (create, view, update, list a
+//!   user's); transfers (a debit the wallet cannot cover is created `FAILED` with
+//!   `001001`, moving nothing); bank-wire pay-outs that debit at once and later succeed or
+//!   fail (their funds back in the wallet), instant pay-outs and their eligibility check;
+//!   fees kept in the client's Fees Wallet per currency ([`Sandbox::fees_balance`]); and the
+//!   transaction lists of a wallet or a user, filtered, sorted and paginated.
+//! - Legacy bank accounts of the five types (`IBAN` with its check digits and the country's
+//!   format, `GB`, `US`, `CA`, `OTHER`): create, view, list (paginated, sorted, `Active`
+//!   filter) and deactivate for good ([`Sandbox::bank_accounts`], [`Sandbox::bank_account`]).
+//! - Recipients: create (201, `PENDING`, with an SCA link in `PendingUserAction` for the
+//!   `PAYOUT` scope, which only `OWNER` users get), validate, view, list one scope,
+//!   deactivate an `ACTIVE` one, the schema of each supported payout method, recipient type,
+//!   currency and country (the same schema validates the bodies, with the Recipients
+//!   endpoints' `Errors` codes), and the payout methods of a currency and country
+//!   ([`Sandbox::recipients`], [`Sandbox::recipient`]). A pay-out goes only to an active
+//!   bank account or an `ACTIVE` `PAYOUT` recipient of its author.
 //! - Idempotency keys: a key (16 to 36 characters of `[A-Za-z0-9-]`) reused within 24 hours
 //!   gets 409 `idempotent_creation_conflict` whatever the first call answered, and
 //!   `GET /v2.01/{ClientId}/responses/{key}` replays that first answer.
@@ -45,11 +61,40 @@
 //! - rate limiting: [`Knobs::set_rate_limit`], [`Knobs::set_rate_limited_keys_blocked`];
 //! - how updates read `null` and `""`: [`Knobs::set_put_null`] ([`PutNull`]),
 //!   [`Knobs::set_put_empty_string`] ([`PutEmptyString`]);
-//! - Mangopay's country restrictions: [`Knobs::set_blocked_countries`].
+//! - Mangopay's country restrictions: [`Knobs::set_blocked_countries`];
+//! - pay-outs: [`Knobs::set_payout_settle_after`] and [`Knobs::set_payout_outcome`]
+//!   ([`PayoutOutcome`]) settle them by the sandbox clock, [`Knobs::set_instant_payouts`]
+//!   ([`InstantPayouts`]) decides whether instant ones go instantly or fall back;
+//! - the transaction lists' `AfterDate` and `BeforeDate`: [`Knobs::set_date_filter_bounds`]
+//!   ([`DateFilterBounds`]);
+//! - what becomes of a new recipient, whose SCA the sandbox cannot see:
+//!   [`Knobs::set_recipient_sca`] ([`RecipientSca`]: `PENDING` until a control request, the
+//!   default, or `ACTIVE` or `CANCELED` after a delay on the sandbox clock).
 //!
 //! Where the reference is silent (how a field is cleared, what a lookup of an unknown key
-//! answers, whether a 429 uses up a key, whether lists lag), a knob offers each plausible
-//! behaviour; its documentation names the default.
+//! answers, whether a 429 uses up a key, whether lists lag, when a pay-out settles), a knob
+//! offers each plausible behaviour; its documentation names the default.
+//!
+//! # Control requests
+//!
+//! Some of what happens on the real platform has no API call: money arriving by pay-in, a
+//! bank settling a pay-out. Tests do it with control requests, outside `/v2.01`, without
+//! authentication, never logged, rate limited or failed by the knobs (JSON in and out,
+//! errors as Mangopay error reports):
+//!
+//! - `POST /_sandbox/wallets/{WalletId}/credit` with `{"Amount": 10000}` adds funds to a
+//!   wallet and answers it ([`Sandbox::credit_wallet`]);
+//! - `POST /_sandbox/payouts/{PayoutId}/settle` with `{"Status": "SUCCEEDED"}` or
+//!   `{"Status": "FAILED", "ResultCode": "121999", "ResultMessage": "Generic withdrawal
+//!   error"}` (code and message default to those) settles a `CREATED` pay-out and answers
+//!   it, 400 `invalid_action` if it is not `CREATED` ([`Sandbox::settle_payout`]);
+//! - `POST /_sandbox/recipients/{RecipientId}/status` with `{"Status": "ACTIVE"}` or
+//!   `{"Status": "CANCELED"}` settles a `PENDING` recipient as its user's SCA session would
+//!   and answers it, 400 `param_error` if it is not `PENDING` or for `CANCELED` on a `PAYIN`
+//!   recipient ([`Sandbox::set_recipient_status`], [`RecipientStatus`]).
+//!
+//! [`Sandbox::wallet`], [`Sandbox::wallets`], [`Sandbox::transfers`] and
+//! [`Sandbox::payouts`] show the money as the API answers it.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {

@@ -1,21 +1,33 @@
 //! The emulator: the server, its state, and the knobs and clock tests steer it with.
 
 mod auth;
+mod bank_accounts;
 mod clock;
 mod connection;
+mod control;
 mod error;
 mod faults;
 mod idempotency;
 mod ids;
 mod knobs;
+mod ledger;
+mod payouts;
 mod ratelimit;
+mod recipients;
 mod routing;
 mod state;
+mod transactions;
+mod transfers;
 mod users;
 mod validation;
+mod wallets;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bank;
+#[cfg(test)]
+mod tests_money;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -29,6 +41,8 @@ use tokio::task::JoinHandle;
 pub use self::clock::Clock;
 use self::connection::{Connection, SandboxListener};
 pub use self::knobs::{AnswerLoss, Knobs, LookupFailure, MissingResponse, PutEmptyString, PutNull};
+pub use self::knobs::{DateFilterBounds, InstantPayouts, PayoutOutcome};
+pub use self::recipients::{RecipientSca, RecipientStatus};
 pub use self::routing::router;
 use self::state::Shared;
 
@@ -181,6 +195,49 @@ impl Sandbox {
     /// How many users are stored.
     pub fn user_count(&self) -> usize {
         self.shared.users().len()
+    }
+
+    /// Every stored bank account, oldest first, as
+    /// `GET /users/{UserId}/bankaccounts/{BankAccountId}` answers it.
+    pub fn bank_accounts(&self) -> Vec<serde_json::Value> {
+        self.shared
+            .bank_accounts()
+            .all()
+            .iter()
+            .map(|a| a.to_json())
+            .collect()
+    }
+
+    /// One stored bank account as `GET /users/{UserId}/bankaccounts/{BankAccountId}`
+    /// answers it.
+    pub fn bank_account(&self, id: &str) -> Option<serde_json::Value> {
+        self.shared.bank_accounts().get(id).map(|a| a.to_json())
+    }
+
+    /// Every stored recipient, oldest first, as `GET /recipients/{RecipientId}` answers it
+    /// (a status scheduled by [`Knobs::set_recipient_sca`] applied first).
+    pub fn recipients(&self) -> Vec<serde_json::Value> {
+        recipients::all_json(&self.shared)
+    }
+
+    /// One stored recipient as `GET /recipients/{RecipientId}` answers it.
+    pub fn recipient(&self, id: &str) -> Option<serde_json::Value> {
+        recipients::one_json(&self.shared, id)
+    }
+
+    /// Moves a `PENDING` recipient to `ACTIVE` or `CANCELED`, as the user's SCA session
+    /// would (the control request `POST /_sandbox/recipients/{RecipientId}/status`), and
+    /// returns it as `GET /recipients/{RecipientId}` answers it. Fails, naming the reason,
+    /// for an unknown id, a recipient that is not `PENDING`, or `CANCELED` on a `PAYIN`
+    /// recipient.
+    pub fn set_recipient_status(
+        &self,
+        id: &str,
+        status: RecipientStatus,
+    ) -> Result<serde_json::Value, String> {
+        self.shared
+            .set_recipient_status(id, status)
+            .map_err(|err| err.describe())
     }
 
     /// Every request received since the start or the last

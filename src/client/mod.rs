@@ -239,6 +239,19 @@ impl MangopayClient {
         into_json(answer)
     }
 
+    /// `GET /v2.01/{ClientId}/{path}?{query}`: a read that takes query parameters and answers
+    /// one object (such as `recipients/schema`).
+    pub async fn get_with_query(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, ApiError> {
+        let answer = self
+            .send(Method::GET, self.url(path, query), None, None)
+            .await?;
+        into_json(answer)
+    }
+
     /// One page of a list (`GET` with `page` and `per_page`), with Mangopay's totals.
     pub async fn list(&self, path: &str, page: PageRequest) -> Result<Page<Value>, ApiError> {
         self.list_filtered(path, &[], page).await

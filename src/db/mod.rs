@@ -225,6 +225,7 @@ pub struct Db {
     backend: Backend,
     url: DatabaseUrl,
     counts: Arc<Counts>,
+    hooks: crate::hooks::Hooks,
 }
 
 impl std::fmt::Debug for Db {
@@ -273,7 +274,20 @@ impl Db {
             backend,
             url: url.clone(),
             counts,
+            hooks: crate::hooks::Hooks::default(),
         })
+    }
+
+    /// This handle with `hooks` registered (see [`crate::hooks`]): every model method and job
+    /// run with it runs them. Clones made afterwards share them.
+    pub fn with_hooks(mut self, hooks: crate::hooks::Hooks) -> Db {
+        self.hooks = hooks;
+        self
+    }
+
+    /// The hooks registered on this handle.
+    pub fn hooks(&self) -> &crate::hooks::Hooks {
+        &self.hooks
     }
 
     /// Which database this is.

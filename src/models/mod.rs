@@ -6,16 +6,41 @@
 //! (`id`) and a unique, nullable `mangopay_id` that stays NULL until Mangopay accepted the
 //! object; every write of API data goes through the model's `apply_api_data`.
 
+mod bank_account;
+mod money;
+mod parent;
+mod pay_out;
+mod recipient;
+mod transaction;
+mod transfer;
 mod types;
 mod user;
+mod wallet;
 
+pub use bank_account::{
+    BANK_ACCOUNTS, BankAccountDetails, BankAccountFacts, DepositAccountType, MangopayBankAccount,
+};
+pub use money::Money;
+pub use pay_out::{
+    MangopayPayOut, PAY_OUTS, PayOutDestination, PayOutFacts, PayOutPoll, PayOutPolling,
+    next_weekday,
+};
+pub use recipient::{
+    MangopayRecipient, PayoutMethodType, RECIPIENTS, RecipientFacts, RecipientHolder,
+    RecipientScope, RecipientType,
+};
+pub use transaction::TransactionFacts;
+pub use transfer::{MangopayTransfer, TRANSFERS};
+pub use types::RecipientStatus;
 pub use types::{
-    Address, IncomeRange, KycLevel, LegalPersonType, PersonType, UserCategory, UserStatus,
+    Address, IncomeRange, KycLevel, LegalPersonType, PayoutMode, PersonType, TransactionStatus,
+    UserCategory, UserStatus,
 };
 pub use user::{
     LegalUserBuilder, MangopayLegalUser, MangopayNaturalUser, MangopayUser, NaturalUserBuilder,
     USERS, UserFacts,
 };
+pub use wallet::{MangopayWallet, WALLETS, WalletFacts};
 
 /// The methods every model has, as inherent methods that hand over to the sync core
 /// ([`crate::sync`]); `$noun` names the model in the documentation.
@@ -74,17 +99,6 @@ macro_rules! resource_methods {
                 $crate::sync::create(self, db, client).await
             }
 
-            /// Saves the row and sends its fields to Mangopay (`PUT`), clearing at Mangopay the
-            /// optional fields cleared here (or refusing with a typed error naming a field
-            /// Mangopay cannot clear); writes the answer back.
-            pub async fn update(
-                &mut self,
-                db: &$crate::Db,
-                client: &$crate::MangopayClient,
-            ) -> Result<(), $crate::Error> {
-                $crate::sync::update(self, db, client).await
-            }
-
             /// Reads the object from Mangopay (`GET`) into the row. Fields the application
             /// changed and has not sent yet are kept.
             pub async fn refresh(
@@ -120,3 +134,22 @@ macro_rules! resource_methods {
     };
 }
 pub(crate) use resource_methods;
+
+/// `update`, for the models Mangopay updates (`PUT`).
+macro_rules! update_method {
+    ($model:ty) => {
+        impl $model {
+            /// Saves the row and sends its fields to Mangopay (`PUT`), clearing at Mangopay the
+            /// optional fields cleared here (or refusing with a typed error naming a field
+            /// Mangopay cannot clear); writes the answer back.
+            pub async fn update(
+                &mut self,
+                db: &$crate::Db,
+                client: &$crate::MangopayClient,
+            ) -> Result<(), $crate::Error> {
+                $crate::sync::update(self, db, client).await
+            }
+        }
+    };
+}
+pub(crate) use update_method;

@@ -104,6 +104,34 @@ api_enum! {
 }
 
 api_enum! {
+    /// Where a transaction (transfer, pay-out, pay-in, refund) stands (`Status`).
+    TransactionStatus {
+        /// Accepted, not settled yet (a pay-out waiting for the bank).
+        Created = "CREATED",
+        /// Done.
+        Succeeded = "SUCCEEDED",
+        /// Refused or failed; `ResultCode` says why.
+        Failed = "FAILED",
+    }
+}
+
+api_enum! {
+    /// How a pay-out is sent (`PayoutModeRequested`, `ModeApplied`).
+    PayoutMode {
+        /// The usual route for the currency and account.
+        Standard = "STANDARD",
+        /// SEPA Instant, falling back to STANDARD when it cannot be used.
+        InstantPayment = "INSTANT_PAYMENT",
+        /// SEPA Instant without fallback: the pay-out fails instead.
+        InstantPaymentOnly = "INSTANT_PAYMENT_ONLY",
+        /// The Eurozone's real-time gross settlement (T2), same working day.
+        RtgsPayment = "RTGS_PAYMENT",
+        /// Applied mode not known yet (instant and RTGS requests, briefly).
+        PendingResponse = "PENDING_RESPONSE",
+    }
+}
+
+api_enum! {
     /// Whether a user account is open (`UserStatus`).
     UserStatus {
         /// Open.
@@ -389,6 +417,21 @@ pub(crate) mod read {
 /// A birthday as Mangopay wants it: midnight UTC of that day, in Unix seconds.
 pub(crate) fn birthday_to_api(date: chrono::NaiveDate) -> i64 {
     date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp()
+}
+
+api_enum! {
+    /// Where a recipient stands (`Status`).
+    RecipientStatus {
+        /// Created, waiting: for a `PAYOUT` recipient, for its user's strong customer
+        /// authentication (`PendingUserAction.RedirectUrl`); for a `PAYIN` one, for Mangopay.
+        Pending = "PENDING",
+        /// The authentication was not completed: the recipient can never be used.
+        Canceled = "CANCELED",
+        /// Ready: a `PAYOUT` recipient can receive pay-outs.
+        Active = "ACTIVE",
+        /// Deactivated for good.
+        Deactivated = "DEACTIVATED",
+    }
 }
 
 #[cfg(test)]

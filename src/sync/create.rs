@@ -13,6 +13,7 @@ use super::store::{self, ClaimArgs, Created, Failed, KeyFate};
 use super::{Lease, SyncState, now, strip_marker, tag_for};
 use crate::client::{ApiError, ErrorBody, IdempotencyKey};
 use crate::db::{AnyConnection, Db};
+use crate::hooks::Hooks;
 use crate::{Error, MangopayClient};
 
 /// Mangopay keeps a key for 24 hours from its first use; past 23 hours it is never resent.
@@ -144,6 +145,12 @@ async fn claim<R: Resource>(
     let owner = lease.owner().to_owned();
     db.write(move |conn| {
         let at = now();
+        let mut start = start;
+        if let Start::Save(model) = &mut start {
+            // The parents as committed, not as the application loaded them; a parent that
+            // does not exist is a field error before anything is written.
+            model.resolve(conn)?;
+        }
         let id = match &start {
             Start::Save(model) => match model.id() {
                 Some(id) => {
@@ -151,6 +158,7 @@ async fn claim<R: Resource>(
                         model: R::MODEL,
                         id,
                     })?;
+                    super::fixed_once_sent::<R>(&row, id)?;
                     model.write_fields(conn, id)?;
                     store::saved(conn, R::TABLE, id, at)?;
                     if row.mangopay_id.is_some() {
@@ -204,10 +212,14 @@ async fn claim<R: Resource>(
             }
         } else {
             model.validate()?;
+            let first = key == fresh.as_str();
+            if first {
+                model.parents_ready()?;
+            }
             let tag = tag_for(model.app_tag(), id, Some(&key));
             Step::Send {
                 request: model.create_request(tag.as_deref())?,
-                first: key == fresh.as_str(),
+                first,
             }
         };
         let version = row.row_version;
@@ -389,6 +401,7 @@ impl<R: Resource> Attempt<'_, R> {
         let (id, key) = (self.id, self.key.to_owned());
         let owner = self.lease.owner().to_owned();
         let model = self.model.clone();
+        let hooks = self.db.hooks().clone();
         let mangopay_id = payload["Id"].as_str().unwrap_or_default().to_owned();
         let recorded = self
             .db
@@ -413,7 +426,8 @@ impl<R: Resource> Attempt<'_, R> {
                 } else {
                     Scope::ServerOnly
                 };
-                apply_or_note(conn, &model, id, &payload, scope, at)?;
+                // A failed hook is noted; the pay-out's poll runs it again.
+                apply_or_note(conn, &model, id, &payload, scope, at, &hooks)?;
                 Ok(true)
             })
             .await?;
@@ -613,8 +627,10 @@ fn judge(
     }
 }
 
-/// Writes an answer's fields in a savepoint; a failure (a value a column cannot hold) is noted
-/// on the row instead of undoing what the outer transaction recorded.
+/// Writes an answer's fields in a savepoint, with what reacts to them
+/// ([`Resource::after_apply`]); a failure (a value a column cannot hold, a hook that failed) is
+/// noted on the row instead of undoing what the outer transaction recorded. A hook's failure
+/// is also handed back (`Ok(Some(..))`), for a refresh to return it.
 pub(crate) fn apply_or_note<R: Resource>(
     conn: &mut AnyConnection,
     model: &R,
@@ -622,20 +638,37 @@ pub(crate) fn apply_or_note<R: Resource>(
     payload: &Value,
     scope: Scope,
     at: NaiveDateTime,
-) -> Result<(), Error> {
-    let applied =
-        conn.transaction(|conn| model.apply_api_data(conn, id, &strip_marker(payload), scope));
-    if let Err(error) = applied {
-        tracing::error!(model = R::MODEL, id, %error, "could not write Mangopay's answer into the row");
-        let note = super::note(
-            "answer_not_applied",
-            format!(
-                "Mangopay's answer was recorded (api_payload) but its fields could not be written: {error}"
-            ),
-        );
-        store::note_error(conn, R::TABLE, id, &note, at)?;
+    hooks: &Hooks,
+) -> Result<Option<Error>, Error> {
+    let applied = conn.transaction(|conn| {
+        model
+            .apply_api_data(conn, id, &strip_marker(payload), scope)
+            .map_err(Error::from)?;
+        model.after_apply(conn, id, hooks)
+    });
+    match applied {
+        Ok(()) => Ok(None),
+        Err(error @ Error::Hook { .. }) => {
+            tracing::error!(model = R::MODEL, id, %error, "a hook failed; the state it reacts to is not recorded");
+            let note = super::note(
+                "hook_failed",
+                format!("{error}; it runs again at the next poll"),
+            );
+            store::note_error(conn, R::TABLE, id, &note, at)?;
+            Ok(Some(error))
+        }
+        Err(error) => {
+            tracing::error!(model = R::MODEL, id, %error, "could not write Mangopay's answer into the row");
+            let note = super::note(
+                "answer_not_applied",
+                format!(
+                    "Mangopay's answer was recorded (api_payload) but its fields could not be written: {error}"
+                ),
+            );
+            store::note_error(conn, R::TABLE, id, &note, at)?;
+            Ok(None)
+        }
     }
-    Ok(())
 }
 
 /// A created object's answer arrived but the row's condition failed: the row was created by

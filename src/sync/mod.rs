@@ -23,8 +23,11 @@
 //! 1. **Claim**, one transaction: the lease is taken (one holder at a time, see *Leases*), the
 //!    row's key is committed (a fresh UUID with the row version it is built from, or the key
 //!    of an earlier unconfirmed attempt), the row goes `pending`, the request is built from the
-//!    row as it is now. The claim is one conditional `UPDATE`, never a read then a write. Bad
-//!    input rolls the transaction back: nothing is written or sent.
+//!    row as it is now, with its parents (owner, wallets, bank account) read as committed
+//!    ([`Resource::resolve`]). Before a key's first send the parents are checked: created at
+//!    Mangopay, usable, in the same currency ([`Resource::parents_ready`]); a resend is never
+//!    held back by a parent that changed since. The claim is one conditional `UPDATE`, never
+//!    a read then a write. Bad input rolls the transaction back: nothing is written or sent.
 //! 2. **Send**: `POST` with the key and a `Tag` carrying the row's marker (`dm:{id}:{key}`,
 //!    after the application's tag; see [`tag`]).
 //! 3. **Record**, one transaction, conditional on the key that was sent and on the row having
@@ -62,6 +65,12 @@
 //! A key older than 23 hours is never resent (Mangopay forgets keys after 24): it is looked up
 //! while its last send may still be processed, then reconciled. There is no dead end: every
 //! pending row is settled by a resend, a look-up, or a search by tag.
+//!
+//! # Hooks
+//! The application's [`Hooks`](crate::Hooks) run in the transaction that writes the answer
+//! they react to ([`Resource::after_apply`]), in its savepoint: a failed hook undoes the
+//! answer's fields with it (the id and payload stay), is noted on the row, and a refresh
+//! returns it so that the poll runs again; see [`crate::hooks`].
 //!
 //! # Save, update, refresh
 //! A save bumps `row_version`; on a row Mangopay already has, it also sets `dirty`: the new
@@ -266,10 +275,12 @@ pub(crate) fn load_model<R: Resource>(
     conn: &mut crate::db::AnyConnection,
     id: i64,
 ) -> Result<R, Error> {
-    R::load(conn, id)?.ok_or(Error::NotFound {
+    let mut model = R::load(conn, id)?.ok_or(Error::NotFound {
         model: R::MODEL,
         id,
-    })
+    })?;
+    model.resolve(conn)?;
+    Ok(model)
 }
 
 /// Loads the row holding `mangopay_id`, if it is a row of this resource.
@@ -294,21 +305,21 @@ pub async fn find_by_mangopay_id<R: Resource>(
 /// Inserts or updates the row (local only: nothing is sent); an update bumps its version.
 pub async fn save<R: Resource>(model: &mut R, db: &Db) -> Result<(), Error> {
     model.validate()?;
-    let snapshot = model.clone();
+    let mut snapshot = model.clone();
     let id = db
         .write(move |conn| {
             let at = now();
+            snapshot.resolve(conn)?;
             match snapshot.id() {
                 Some(id) => {
-                    if store::load(conn, R::TABLE, id)?.is_none() {
-                        return Err(Error::NotFound {
-                            model: R::MODEL,
-                            id,
-                        });
-                    }
+                    let row = store::load(conn, R::TABLE, id)?.ok_or(Error::NotFound {
+                        model: R::MODEL,
+                        id,
+                    })?;
+                    fixed_once_sent::<R>(&row, id)?;
                     snapshot.write_fields(conn, id)?;
                     store::saved(conn, R::TABLE, id, at)?;
-                    Ok(id)
+                    Ok::<_, Error>(id)
                 }
                 None => Ok(snapshot.insert(conn, at)?),
             }
@@ -316,6 +327,21 @@ pub async fn save<R: Resource>(model: &mut R, db: &Db) -> Result<(), Error> {
         .await?;
     *model = get(db, id).await?;
     Ok(())
+}
+
+/// [`Error::WrongState`] when the row's fields can no longer change: its resource is not
+/// updated by Mangopay and a create was sent (or may have been) for it.
+pub(crate) fn fixed_once_sent<R: Resource>(row: &state::SyncRow, id: i64) -> Result<(), Error> {
+    if R::UPDATABLE || (row.mangopay_id.is_none() && row.create_idempotency_key.is_none()) {
+        return Ok(());
+    }
+    Err(Error::WrongState {
+        model: R::MODEL,
+        id,
+        reason: "its create was sent, and Mangopay does not update this kind of object: \
+                 its fields cannot change"
+            .into(),
+    })
 }
 
 /// Creates the object at Mangopay from the model (saved first) and reloads the model.
@@ -326,7 +352,13 @@ pub async fn create<R: Resource>(
 ) -> Result<(), Error> {
     model.validate()?;
     let lease = Lease::random();
-    let outcome = create::create(db, client, create::Start::Save(model.clone()), &lease).await;
+    let start = match model.id() {
+        // An object Mangopay does not update, whose create was already sent: it is sent (or
+        // looked up) as stored; its fields cannot change any more (see `Resource::UPDATABLE`).
+        Some(id) if !R::UPDATABLE && was_sent::<R>(db, id).await? => create::Start::Stored(id),
+        _ => create::Start::Save(model.clone()),
+    };
+    let outcome = create::create(db, client, start, &lease).await;
     if !outcome.written {
         // Nothing was written (bad input, another holder, a row waiting for an operator):
         // the model keeps the application's values.
@@ -337,6 +369,14 @@ pub async fn create<R: Resource>(
     }
     let result = outcome.result.map(|()| outcome.id.unwrap_or_default());
     reload_after(model, db, result).await
+}
+
+/// Whether row `id` has a Mangopay id or a create key.
+async fn was_sent<R: Resource>(db: &Db, id: i64) -> Result<bool, Error> {
+    let row = db
+        .run(move |conn| store::load(conn, R::TABLE, id).map_err(Error::from))
+        .await?;
+    Ok(row.is_some_and(|r| r.mangopay_id.is_some() || r.create_idempotency_key.is_some()))
 }
 
 /// Creates the object of row `id` at Mangopay as it is stored (what a job does).

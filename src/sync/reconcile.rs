@@ -101,6 +101,24 @@ pub(crate) async fn search(
             .await?;
         looked_at += items.items.len();
         for item in &items.items {
+            let read;
+            let item = match (listing.item_path, item.get("Id").and_then(Value::as_str)) {
+                // A summary without its Tag: read the object, unless it is older than the key.
+                (Some(path), Some(id))
+                    if item.get("Tag").is_none()
+                        && item
+                            .get("CreationDate")
+                            .and_then(Value::as_i64)
+                            .is_none_or(|t| t >= since) =>
+                {
+                    if let Some(holder) = holder {
+                        holder.renew().await?;
+                    }
+                    read = client.get(&format!("{path}/{id}")).await?;
+                    &read
+                }
+                _ => item,
+            };
             let marker = item
                 .get("Tag")
                 .and_then(Value::as_str)
@@ -243,6 +261,7 @@ async fn adopt_held<R: Resource>(
     );
     // The object may have been built from any version since the key was first used.
     let built_from = row.create_key_version.unwrap_or(row.row_version);
+    let hooks = db.hooks().clone();
     db.write(move |conn| {
         let at = now();
         let stored = payload.to_string();
@@ -268,7 +287,7 @@ async fn adopt_held<R: Resource>(
         } else {
             Scope::ServerOnly
         };
-        apply_or_note(conn, &model, id, &payload, scope, at)
+        apply_or_note(conn, &model, id, &payload, scope, at, &hooks).map(drop)
     })
     .await
     .map_err(|e| match e {

@@ -9,6 +9,7 @@ use super::body::Cleared;
 use super::state::SyncInfo;
 use super::store::SyncTable;
 use crate::db::AnyConnection;
+use crate::hooks::Hooks;
 use crate::{Error, ValidationErrors};
 
 /// Which fields an API answer may write.
@@ -50,6 +51,10 @@ pub struct Listing {
     pub date_filters: bool,
     /// More filters (`Type=PAYOUT`, ...).
     pub filters: Vec<(&'static str, String)>,
+    /// Where each listed object is read when the list's items carry no `Tag` (recipients'
+    /// summaries): `Some("recipients")` reads `recipients/{Id}` for every item created since
+    /// the key's first use. `None`: the items carry their `Tag`.
+    pub item_path: Option<&'static str>,
 }
 
 /// A Mangopay resource kept in a table of its own (or a family of tables), synced by the core.
@@ -62,6 +67,10 @@ pub trait Resource: Sized + Clone + Send + Sync + 'static {
     const MODEL: &'static str;
     /// The table holding the row's sync columns.
     const TABLE: SyncTable;
+    /// Whether Mangopay updates the object (`PUT`). When it does not (transfers, pay-outs,
+    /// bank accounts), the application's fields cannot change once the create was sent: a
+    /// save is refused ([`Error::WrongState`]) from the claim of the first key on.
+    const UPDATABLE: bool = true;
 
     /// The local id, once saved.
     fn id(&self) -> Option<i64>;
@@ -94,11 +103,43 @@ pub trait Resource: Sized + Clone + Send + Sync + 'static {
         scope: Scope,
     ) -> QueryResult<()>;
 
+    /// Reads from other rows what the requests need: the Mangopay ids and states of the
+    /// parents (the owner, the wallets, the bank account). The core calls it inside the
+    /// claim's transaction, before [`parents_ready`](Self::parents_ready) and
+    /// [`create_request`](Self::create_request), so a request is always built from the
+    /// parents as committed, never from a copy the application loaded earlier. A resource
+    /// without parents keeps the default, which reads nothing. A parent row that does not
+    /// exist is an [`Error::Validation`] naming the field. [`save`](super::save) calls it too,
+    /// before writing anything.
+    fn resolve(&mut self, conn: &mut AnyConnection) -> Result<(), Error> {
+        let _ = conn;
+        Ok(())
+    }
+
+    /// Whether every parent can take this object: created at Mangopay
+    /// ([`Error::ParentNotCreated`]), usable ([`Error::ParentNotUsable`]: active, verified),
+    /// and agreeing with it (one currency: [`Error::Validation`] naming the field). Checked
+    /// before a key's first send only: a resend of a key that may already have been processed
+    /// is never held back by a parent that changed since.
+    fn parents_ready(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// The create request, with `tag` as its `Tag`. An error here (a parent object not
     /// created at Mangopay yet, ...) is returned before anything is written or sent.
     fn create_request(&self, tag: Option<&str>) -> Result<ApiRequest, Error>;
     /// The update request, with `tag` as its `Tag`.
     fn update_request(&self, tag: Option<&str>) -> Result<UpdateRequest, Error>;
+    /// Runs, in the transaction (and savepoint) that wrote an answer with
+    /// [`apply_api_data`](Self::apply_api_data), what reacts to the state recorded: the
+    /// application's [`Hooks`]. An error undoes the answer's fields with it (the id and the
+    /// payload stay), and is noted on the row; a refresh returns it, so the poll that brought
+    /// the state runs again.
+    fn after_apply(&self, conn: &mut AnyConnection, id: i64, hooks: &Hooks) -> Result<(), Error> {
+        let _ = (conn, id, hooks);
+        Ok(())
+    }
+
     /// The path that views the object `mangopay_id`.
     fn view_path(&self, mangopay_id: &str) -> String;
     /// Where objects of this resource can be listed to find one by its tag.

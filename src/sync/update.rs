@@ -106,6 +106,7 @@ async fn send_update<R: Resource>(
                 )
             });
             let complete = still_set.is_empty();
+            let hooks = db.hooks().clone();
             let recorded = db.write(move |conn| {
                 let stored = payload.to_string();
                 let Some(row) = store::record_updated(
@@ -131,7 +132,7 @@ async fn send_update<R: Resource>(
                 } else {
                     Scope::ServerOnly
                 };
-                apply_or_note(conn, &model, id, &payload, scope, now())
+                apply_or_note(conn, &model, id, &payload, scope, now(), &hooks).map(drop)
             })
             .await;
             match recorded {
@@ -209,6 +210,7 @@ pub(crate) async fn refresh<R: Resource>(
         })
         .await?;
     let payload: Value = client.get(&model.view_path(&mangopay_id)).await?;
+    let hooks = db.hooks().clone();
     db.write(move |conn| {
         let Some(row) = store::record_refreshed(conn, R::TABLE, id, &payload.to_string(), now())?
         else {
@@ -222,7 +224,8 @@ pub(crate) async fn refresh<R: Resource>(
         } else {
             Scope::ServerOnly
         };
-        apply_or_note(conn, &model, id, &payload, scope, now())
+        apply_or_note(conn, &model, id, &payload, scope, now(), &hooks)
     })
-    .await
+    .await?
+    .map_or(Ok(()), Err)
 }

@@ -55,15 +55,16 @@ fn migrate_round_trip(database: &TestDatabase) {
     assert!(stdout(&again).contains("no pending migrations"));
 
     assert!(stdout(&run).contains("applied 20261121000002"));
+    assert!(stdout(&run).contains("applied 20261121000003"));
 
     let revert = cli(&["migrate", "revert", "--database-url", &url]);
     assert!(
-        revert.status.success() && stdout(&revert).contains("reverted 20261121000002"),
+        revert.status.success() && stdout(&revert).contains("reverted 20261121000003"),
         "{revert:?}"
     );
     let list = cli(&["migrate", "list", "--database-url", &url]);
-    assert!(stdout(&list).contains("[X] 2026-11-21-000001_create_mangopay_users"));
-    assert!(stdout(&list).contains("[ ] 2026-11-21-000002_sync_core"));
+    assert!(stdout(&list).contains("[X] 2026-11-21-000002_sync_core"));
+    assert!(stdout(&list).contains("[ ] 2026-11-21-000003_money_out"));
 }
 
 #[test]

@@ -551,8 +551,8 @@ const PERSONAL_VALUES: &[&str] = &[
 ];
 
 /// What a client with `debug` on (and `debug_personal_data` as given) logs while creating a
-/// user and sending an IBAN bank account for them (which the sandbox does not implement: the
-/// request is logged all the same). Also returns the client, for its `Debug` output.
+/// user and creating an IBAN bank account for them. Also returns the client, for its `Debug`
+/// output.
 async fn logged_calls(
     sandbox: &diesel_mangopay_sandbox::RunningSandbox,
     debug_personal_data: bool,
@@ -593,7 +593,7 @@ async fn logged_calls(
             &IdempotencyKey::generate(),
         )
         .await
-        .unwrap_err();
+        .unwrap();
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     (logs, client)
 }

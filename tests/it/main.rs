@@ -9,5 +9,8 @@ mod cli;
 mod client;
 mod contract;
 mod db;
+mod money;
+mod money_bank;
+mod money_out;
 mod sync;
 mod users;

@@ -96,20 +96,28 @@ export SANDBOX_CLIENT_ID="$CLIENT_ID"
 export SANDBOX_API_KEY="$API_KEY"
 
 # --- the flows ----------------------------------------------------------------
+# Every python_*.py and node_*.js next to this script is a flow; each runs on the same sandbox.
 status=0
-log "python: $SDK_DIR/python_users.py"
-if "$VENV/bin/python" "$SDK_DIR/python_users.py"; then
-    python_result="passed"
-else
-    python_result="FAILED"
-    status=1
-fi
-log "node: $SDK_DIR/node_users.js"
-if NODE_PATH="$NODE_PREFIX/node_modules" node "$SDK_DIR/node_users.js"; then
-    node_result="passed"
-else
-    node_result="FAILED"
-    status=1
-fi
-log "python SDK: $python_result; node SDK: $node_result"
+results=()
+for flow in "$SDK_DIR"/python_*.py; do
+    log "python: $flow"
+    if "$VENV/bin/python" "$flow"; then
+        results+=("$(basename "$flow"): passed")
+    else
+        results+=("$(basename "$flow"): FAILED")
+        status=1
+    fi
+done
+for flow in "$SDK_DIR"/node_*.js; do
+    log "node: $flow"
+    if NODE_PATH="$NODE_PREFIX/node_modules" node "$flow"; then
+        results+=("$(basename "$flow"): passed")
+    else
+        results+=("$(basename "$flow"): FAILED")
+        status=1
+    fi
+done
+for result in "${results[@]}"; do
+    log "$result"
+done
 exit "$status"

@@ -80,12 +80,22 @@ both_backends!(
             async move { posts_to(env, "/users/natural").len() >= 2 }
         })
         .await;
-        // While the job waits for its next attempt, the row stays held for it.
-        let waiting = MangopayNaturalUser::get(&env.db, user.id.unwrap())
-            .await
-            .unwrap();
-        assert_eq!(waiting.sync().state, SyncState::Pending);
-        assert!(waiting.sync().lease_until.is_some(), "held for the retry");
+        // While the job waits for its next attempt, the row stays held for it (the failed
+        // attempt frees its own lease just before the retry's reservation is taken).
+        let id = user.id.unwrap();
+        crate::support::eventually(
+            "the row held for the retry",
+            Duration::from_secs(10),
+            || {
+                let env = &env;
+                async move {
+                    let waiting = MangopayNaturalUser::get(&env.db, id).await.unwrap();
+                    waiting.sync().state == SyncState::Pending
+                        && waiting.sync().lease_until.is_some()
+                }
+            },
+        )
+        .await;
         env.sandbox().knobs().set_unavailable(false);
         idle(&queue).await;
         let user = MangopayNaturalUser::get(&env.db, user.id.unwrap())

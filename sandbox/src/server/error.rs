@@ -76,6 +76,16 @@ pub(crate) struct ApiError {
     message: String,
     kind: &'static str,
     errors: Option<FieldErrors>,
+    style: ReportStyle,
+}
+
+/// How an error report is written: most of the API writes `errors` and a `<uuid>#<unix>`
+/// `Id`; the Recipients endpoints write `Errors` and a bare UUID, as their reference pages
+/// show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReportStyle {
+    Classic,
+    Recipients,
 }
 
 impl ApiError {
@@ -85,6 +95,7 @@ impl ApiError {
             message: message.into(),
             kind,
             errors: None,
+            style: ReportStyle::Classic,
         }
     }
 
@@ -141,6 +152,44 @@ impl ApiError {
             "invalid_action",
             "The user cannot revoke the terms and conditions acceptance",
         )
+    }
+
+    /// 400 `invalid_action` with `errors: null`, e.g. a pay-out to a `PAYIN` recipient.
+    pub(crate) fn invalid_action(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_action", message)
+    }
+
+    /// 400 `param_error` as the Recipients endpoints write it: `Errors` maps each field
+    /// (dotted for nested ones, e.g. `IndividualRecipient.Address.City`) to a code such as
+    /// `REQUIRED` or `INVALID_FORMAT`.
+    pub(crate) fn recipient_errors(errors: FieldErrors) -> ApiError {
+        ApiError {
+            errors: Some(errors),
+            style: ReportStyle::Recipients,
+            ..ApiError::new(StatusCode::BAD_REQUEST, "param_error", PARAM_ERROR_MESSAGE)
+        }
+    }
+
+    /// 400 `other` "Invalid State" with `Errors: null`: a recipient that is not in the
+    /// status the change needs.
+    pub(crate) fn recipient_invalid_state() -> ApiError {
+        ApiError {
+            style: ReportStyle::Recipients,
+            ..ApiError::new(StatusCode::BAD_REQUEST, "other", "Invalid State")
+        }
+    }
+
+    /// The problem in words, for the Rust side of control requests: each field's message,
+    /// or the report's `Message` when it names no field.
+    pub(crate) fn describe(&self) -> String {
+        match &self.errors {
+            Some(errors) if !errors.is_empty() => errors
+                .iter()
+                .map(|(field, message)| format!("{field}: {message}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => self.message.clone(),
+        }
     }
 
     /// 409 `idempotent_creation_conflict`.
@@ -266,6 +315,32 @@ impl ApiError {
     }
 }
 
+/// The refusals of money movements (transfers, pay-outs).
+impl ApiError {
+    /// 400 `currency_incompatibility`: currencies that must match do not; `detail` is the
+    /// `errors.currency` message, e.g. "The Debited Wallet's currency EUR and the Credited
+    /// Wallet's currency GBP must be the same".
+    pub(crate) fn currency_incompatibility(detail: impl Into<String>) -> ApiError {
+        ApiError {
+            errors: Some(FieldErrors::from([("currency".to_owned(), detail.into())])),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "currency_incompatibility",
+                "Error: multi-currency usage is not authorized",
+            )
+        }
+    }
+
+    /// 400 `author_is_not_debited_wallet_owner`, with `errors: null`.
+    pub(crate) fn author_is_not_debited_wallet_owner(author: &str, wallet: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "author_is_not_debited_wallet_owner",
+            format!("Author {author} is not debited wallet {wallet} owner."),
+        )
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorReport<'a> {
     #[serde(rename = "Message")]
@@ -279,9 +354,35 @@ struct ErrorReport<'a> {
     errors: Option<&'a FieldErrors>,
 }
 
+/// The error report of the Recipients endpoints, keys in their documentation's order.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecipientErrorReport<'a> {
+    id: String,
+    message: &'a str,
+    #[serde(rename = "Type")]
+    kind: &'a str,
+    date: i64,
+    errors: Option<&'a FieldErrors>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let date = current_unix_time();
+        if self.style == ReportStyle::Recipients {
+            let id = report_id(date);
+            let report = RecipientErrorReport {
+                id: id
+                    .split_once('#')
+                    .map_or(id.as_str(), |(uuid, _)| uuid)
+                    .to_owned(),
+                message: &self.message,
+                kind: self.kind,
+                date,
+                errors: self.errors.as_ref(),
+            };
+            return json_response(self.status, &report);
+        }
         let report = ErrorReport {
             message: &self.message,
             kind: self.kind,

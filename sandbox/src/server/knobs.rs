@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use rand::RngExt as _;
 use rand::rngs::StdRng;
 
+use super::recipients::RecipientSca;
+
 /// No override of the first rate-limit window.
 const NO_RATE_LIMIT_OVERRIDE: u64 = u64::MAX;
 
@@ -55,8 +57,8 @@ pub enum LookupFailure {
     Hang,
 }
 
-/// How `PUT /users/natural/{Id}` and `PUT /users/legal/{Id}` read a `null` value. The
-/// reference does not say how a field is cleared.
+/// How `PUT /users/natural/{Id}`, `PUT /users/legal/{Id}` and `PUT /wallets/{Id}` read a
+/// `null` value. The reference does not say how a field is cleared.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PutNull {
     /// `null` keeps the stored value, as if the key were absent (the default: the official
@@ -68,7 +70,8 @@ pub enum PutNull {
     Clear,
 }
 
-/// How `PUT /users/natural/{Id}` and `PUT /users/legal/{Id}` read an empty string `""`.
+/// How `PUT /users/natural/{Id}`, `PUT /users/legal/{Id}` and `PUT /wallets/{Id}` read an
+/// empty string `""`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PutEmptyString {
     /// `""` clears an optional field; on a required field it is the field's usual
@@ -79,6 +82,66 @@ pub enum PutEmptyString {
     Keep,
     /// `""` is refused: 400 `param_error` naming every field sent empty, nothing changes.
     Reject,
+}
+
+/// How a pay-out ends when it settles by itself (see [`Knobs::set_payout_settle_after`]), or
+/// as a control request asks ([`crate::Sandbox::settle_payout`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PayoutOutcome {
+    /// `SUCCEEDED`, `ResultCode` `000000`, `ExecutionDate` set (the default).
+    #[default]
+    Succeeded,
+    /// `FAILED` with this result; the pay-out's `DebitedFunds` go back to its wallet and its
+    /// fees leave the client's Fees Wallet.
+    Failed {
+        /// The `ResultCode`, e.g. `121999`.
+        result_code: String,
+        /// The `ResultMessage`, e.g. `Generic withdrawal error`.
+        result_message: String,
+    },
+}
+
+/// The result of [`PayoutOutcome::generic_failure`].
+pub(crate) const GENERIC_PAYOUT_FAILURE: (&str, &str) = ("121999", "Generic withdrawal error");
+
+impl PayoutOutcome {
+    /// `FAILED` with `121999` "Generic withdrawal error", the reference's generic pay-out
+    /// failure.
+    pub fn generic_failure() -> PayoutOutcome {
+        PayoutOutcome::Failed {
+            result_code: GENERIC_PAYOUT_FAILURE.0.to_owned(),
+            result_message: GENERIC_PAYOUT_FAILURE.1.to_owned(),
+        }
+    }
+}
+
+/// What happens to a pay-out requested with `PayoutModeRequested` `INSTANT_PAYMENT` or
+/// `INSTANT_PAYMENT_ONLY`, and what `POST /payouts/reachability` answers. Whether a
+/// destination bank is reachable by SEPA Instant is the real API's to know.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InstantPayouts {
+    /// The bank is reachable: the pay-out is `SUCCEEDED` at once with `ModeApplied`
+    /// `INSTANT_PAYMENT`, and the eligibility check answers `IsReachable: true` (the default).
+    #[default]
+    SettleAtOnce,
+    /// The bank is not reachable (`130007` "Destination Bank is not reachable"):
+    /// `INSTANT_PAYMENT` falls back to `ModeApplied` `STANDARD` with that `FallbackReason`
+    /// and stays `CREATED` like a standard pay-out; `INSTANT_PAYMENT_ONLY` is `FAILED` with
+    /// that result at once and moves nothing; the eligibility check answers
+    /// `IsReachable: false` with that reason.
+    FallBack,
+}
+
+/// Whether the `AfterDate` and `BeforeDate` filters of the transaction lists keep the
+/// transactions created at exactly that second. The reference only says "after" and
+/// "before".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DateFilterBounds {
+    /// `CreationDate > AfterDate` and `CreationDate < BeforeDate` (the default).
+    #[default]
+    Exclusive,
+    /// `CreationDate >= AfterDate` and `CreationDate <= BeforeDate`.
+    Inclusive,
 }
 
 /// A fault armed for the next `n` occasions.
@@ -165,6 +228,11 @@ pub struct Knobs {
     rate_limited_keys_blocked: AtomicBool,
     rate_limit_15_min: RateLimitOverride,
     blocked_countries: Mutex<Vec<String>>,
+    recipient_sca: Mutex<RecipientSca>,
+    payout_settle_after: Mutex<Option<Duration>>,
+    payout_outcome: Mutex<PayoutOutcome>,
+    instant_payouts: Mutex<InstantPayouts>,
+    date_filter_bounds: Mutex<DateFilterBounds>,
 }
 
 /// The first window's limit override, `u64::MAX` meaning none.
@@ -281,8 +349,10 @@ impl Knobs {
 
     /// Users created less than `d` ago (by the sandbox clock) do not appear yet in
     /// `GET /users`, items and pages counted without them, while `GET /users/{Id}` sees
-    /// them at once (lists are eventually consistent). Zero (the default) turns it off.
-    /// [`crate::Sandbox::users`] always sees every user.
+    /// them at once (lists are eventually consistent); the same goes for wallets in
+    /// `GET /users/{Id}/wallets` and transfers and pay-outs in the transaction lists
+    /// (`GET /wallets/{Id}/transactions`, `GET /users/{Id}/transactions`). Zero (the
+    /// default) turns it off. [`crate::Sandbox::users`] always sees every user.
     pub fn set_list_lag(&self, d: Duration) {
         self.list_lag_us.store(duration_to_us(d), Ordering::SeqCst);
     }
@@ -325,7 +395,8 @@ impl Knobs {
     }
 
     /// How `PUT /users/natural/{Id}` and `PUT /users/legal/{Id}` read `null`, at the top
-    /// level and in the parts of an address object. Default: [`PutNull::Keep`].
+    /// level and in the parts of an address object, and `PUT /wallets/{Id}` in
+    /// `Description` and `Tag`. Default: [`PutNull::Keep`].
     pub fn set_put_null(&self, rule: PutNull) {
         *lock(&self.put_null) = rule;
     }
@@ -336,7 +407,8 @@ impl Knobs {
     }
 
     /// How `PUT /users/natural/{Id}` and `PUT /users/legal/{Id}` read `""`, at the top
-    /// level and in the parts of an address object. Default: [`PutEmptyString::Clear`].
+    /// level and in the parts of an address object, and `PUT /wallets/{Id}` in
+    /// `Description` and `Tag`. Default: [`PutEmptyString::Clear`].
     pub fn set_put_empty_string(&self, rule: PutEmptyString) {
         *lock(&self.put_empty_string) = rule;
     }
@@ -396,6 +468,71 @@ impl Knobs {
     /// The blocked countries.
     pub fn blocked_countries(&self) -> Vec<String> {
         lock(&self.blocked_countries).clone()
+    }
+
+    /// What happens to recipients created from now on, whose SCA session the sandbox cannot
+    /// see: they stay `PENDING` until the control request
+    /// `POST /_sandbox/recipients/{RecipientId}/status` or
+    /// [`crate::Sandbox::set_recipient_status`] settles them ([`RecipientSca::Manual`], the
+    /// default), or become `ACTIVE` or `CANCELED` by themselves once a delay has passed on
+    /// the sandbox clock (looked at whenever the recipient is read, by a view, a list, a
+    /// pay-out or the Rust accessors). Recipients created earlier keep the choice they were
+    /// created under.
+    pub fn set_recipient_sca(&self, outcome: RecipientSca) {
+        *lock(&self.recipient_sca) = outcome;
+    }
+
+    /// What happens to new recipients.
+    pub fn recipient_sca(&self) -> RecipientSca {
+        *lock(&self.recipient_sca)
+    }
+
+    /// How long after its creation (by the sandbox clock) a `CREATED` pay-out settles by
+    /// itself, as [`Knobs::set_payout_outcome`] says, its `ExecutionDate` the instant it
+    /// became due. Settlement is lazy: it happens when anything reads the ledger (a wallet,
+    /// a pay-out, a transaction list, a new transfer or pay-out), and applies to every
+    /// pay-out still `CREATED`, whenever created. `None` (the default): pay-outs stay
+    /// `CREATED` until a control request settles them ([`crate::Sandbox::settle_payout`],
+    /// `POST /_sandbox/payouts/{Id}/settle`). The real API settles pay-outs over working
+    /// days.
+    pub fn set_payout_settle_after(&self, after: Option<Duration>) {
+        *lock(&self.payout_settle_after) = after;
+    }
+
+    /// The current settle delay of pay-outs.
+    pub fn payout_settle_after(&self) -> Option<Duration> {
+        *lock(&self.payout_settle_after)
+    }
+
+    /// How pay-outs that settle by themselves end. Default: [`PayoutOutcome::Succeeded`].
+    pub fn set_payout_outcome(&self, outcome: PayoutOutcome) {
+        *lock(&self.payout_outcome) = outcome;
+    }
+
+    /// The current outcome of pay-outs that settle by themselves.
+    pub fn payout_outcome(&self) -> PayoutOutcome {
+        lock(&self.payout_outcome).clone()
+    }
+
+    /// What instant pay-outs do. Default: [`InstantPayouts::SettleAtOnce`].
+    pub fn set_instant_payouts(&self, rule: InstantPayouts) {
+        *lock(&self.instant_payouts) = rule;
+    }
+
+    /// The current rule for instant pay-outs.
+    pub fn instant_payouts(&self) -> InstantPayouts {
+        *lock(&self.instant_payouts)
+    }
+
+    /// Whether the transaction lists' `AfterDate` and `BeforeDate` include their own second.
+    /// Default: [`DateFilterBounds::Exclusive`].
+    pub fn set_date_filter_bounds(&self, bounds: DateFilterBounds) {
+        *lock(&self.date_filter_bounds) = bounds;
+    }
+
+    /// The current bounds of the date filters.
+    pub fn date_filter_bounds(&self) -> DateFilterBounds {
+        *lock(&self.date_filter_bounds)
     }
 
     /// Decides whether the current request gets the 500 before the work, using up one

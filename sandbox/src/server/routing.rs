@@ -24,6 +24,8 @@ use super::error::{ApiError, current_context, in_context};
 use super::faults::{self, Deferred, Faults};
 use super::idempotency::{self, HEADER as IDEMPOTENCY_HEADER};
 use super::{RequestRecord, Sandbox, auth, users};
+use super::{bank_accounts, recipients};
+use super::{control, payouts, transactions, transfers, wallets};
 
 /// The token endpoint, after normalization.
 pub(crate) const TOKEN_PATH: &str = "/v2.01/oauth/token";
@@ -62,6 +64,12 @@ pub(crate) const FIXED_WORDS: &[&str] = &[
     "transfers",
     "events",
     "hooks",
+    "recipients",
+    "schema",
+    "validate",
+    "payout-methods",
+    "reachability",
+    "transactions",
 ];
 
 /// The URL of a request as it was received (before path normalization), kept
@@ -124,6 +132,10 @@ fn rate_limit_client(path: &str, request: &Request) -> String {
 
 /// The middleware wrapped around the whole router (so it runs before routing).
 async fn front_door(State(sandbox): State<Sandbox>, mut request: Request, next: Next) -> Response {
+    // Control requests are a local test tool, not API calls: no log, limits or faults.
+    if control::is_control_path(request.uri().path()) {
+        return control::pass(&sandbox, request, next).await;
+    }
     let shared = sandbox.shared();
     let received_path = request.uri().path().to_owned();
     let seq = shared.log_request(RequestRecord {
@@ -299,6 +311,95 @@ pub fn router(sandbox: Sandbox) -> Router {
         )
         .route("/v2.01/{client_id}/users/{user_id}", get(users::users_get))
         .route(
+            "/v2.01/{client_id}/users/{user_id}/bankaccounts",
+            get(bank_accounts::bank_accounts_list),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/bankaccounts/iban",
+            post(bank_accounts::bank_accounts_create_iban),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/bankaccounts/gb",
+            post(bank_accounts::bank_accounts_create_gb),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/bankaccounts/us",
+            post(bank_accounts::bank_accounts_create_us),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/bankaccounts/ca",
+            post(bank_accounts::bank_accounts_create_ca),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/bankaccounts/other",
+            post(bank_accounts::bank_accounts_create_other),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/bankaccounts/{bank_account_id}",
+            get(bank_accounts::bank_accounts_get).put(bank_accounts::bank_accounts_deactivate),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/recipients",
+            get(recipients::recipients_list).post(recipients::recipients_create),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/recipients/validate",
+            post(recipients::recipients_validate),
+        )
+        .route(
+            "/v2.01/{client_id}/recipients/schema",
+            get(recipients::recipients_schema),
+        )
+        .route(
+            "/v2.01/{client_id}/recipients/payout-methods",
+            get(recipients::recipients_payout_methods),
+        )
+        .route(
+            "/v2.01/{client_id}/recipients/{recipient_id}",
+            get(recipients::recipients_get).put(recipients::recipients_deactivate),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/wallets",
+            get(wallets::users_wallets_list),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/transactions",
+            get(transactions::users_transactions_list),
+        )
+        .route("/v2.01/{client_id}/wallets", post(wallets::wallets_create))
+        .route(
+            "/v2.01/{client_id}/wallets/{wallet_id}",
+            get(wallets::wallets_get).put(wallets::wallets_update),
+        )
+        .route(
+            "/v2.01/{client_id}/wallets/{wallet_id}/transactions",
+            get(transactions::wallets_transactions_list),
+        )
+        .route(
+            "/v2.01/{client_id}/transfers",
+            post(transfers::transfers_create),
+        )
+        .route(
+            "/v2.01/{client_id}/transfers/{transfer_id}",
+            get(transfers::transfers_get),
+        )
+        .route(
+            "/v2.01/{client_id}/payouts/bankwire",
+            post(payouts::payouts_create),
+        )
+        .route(
+            "/v2.01/{client_id}/payouts/bankwire/{payout_id}",
+            get(payouts::payouts_bankwire_get),
+        )
+        .route(
+            "/v2.01/{client_id}/payouts/reachability",
+            post(payouts::payouts_reachability),
+        )
+        .route(
+            "/v2.01/{client_id}/payouts/{payout_id}",
+            get(payouts::payouts_get),
+        )
+        .route(
             "/v2.01/{client_id}/responses/{key}",
             get(idempotency::responses_get),
         )
@@ -324,6 +425,7 @@ pub fn router(sandbox: Sandbox) -> Router {
             )),
         )
         .merge(client_routes)
+        .merge(control::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_implemented)
         .with_state(sandbox.clone());

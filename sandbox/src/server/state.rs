@@ -8,11 +8,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 
+use super::bank_accounts::BankAccountStore;
 use super::clock::Clock;
 use super::error::Context;
 use super::idempotency::IdempotencyStore;
 use super::knobs::Knobs;
+use super::ledger::Ledger;
 use super::ratelimit::RateLimiter;
+use super::recipients::RecipientStore;
 use super::users::UserRecord;
 use super::{RequestRecord, SandboxConfig};
 
@@ -25,6 +28,13 @@ pub(crate) struct Shared {
     /// Every random draw: error-rate decisions, ULIDs, error report Ids.
     pub(crate) rng: Arc<Mutex<StdRng>>,
     pub(crate) users: Mutex<UserStore>,
+    /// Legacy bank accounts (see [`super::bank_accounts`]).
+    pub(crate) bank_accounts: Mutex<BankAccountStore>,
+    /// Recipients (see [`super::recipients`]; read them through [`Shared::recipients`]).
+    pub(crate) recipients: Mutex<RecipientStore>,
+    /// Wallets, transfers and pay-outs, one lock for every money movement (see
+    /// [`super::ledger`]; read it through [`Shared::ledger`]).
+    pub(crate) ledger: Mutex<Ledger>,
     pub(crate) idempotency: IdempotencyStore,
     pub(crate) rate_limiter: RateLimiter,
     pub(crate) request_log: Mutex<RequestLog>,
@@ -43,6 +53,9 @@ impl Shared {
             clock: Clock::default(),
             rng: Arc::new(Mutex::new(rng)),
             users: Mutex::default(),
+            bank_accounts: Mutex::default(),
+            recipients: Mutex::default(),
+            ledger: Mutex::default(),
             idempotency: IdempotencyStore::default(),
             rate_limiter: RateLimiter::default(),
             request_log: Mutex::default(),

@@ -730,6 +730,19 @@ impl ListQuery {
         }
     }
 
+    /// Whether `CreationDate:DESC` was asked (newest first).
+    pub(crate) fn is_descending(&self) -> bool {
+        self.descending == Some(true)
+    }
+
+    /// How many items of the whole list come before the asked page, and how many it holds
+    /// at most.
+    pub(crate) fn window(&self) -> (usize, usize) {
+        let skip =
+            usize::try_from((self.page - 1).saturating_mul(self.per_page)).unwrap_or(usize::MAX);
+        (skip, usize::try_from(self.per_page).unwrap_or(usize::MAX))
+    }
+
     fn link(&self, base: &str, page: u64) -> String {
         let sort = match self.descending {
             Some(true) => "&sort=CreationDate:DESC",

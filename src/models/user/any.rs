@@ -52,6 +52,7 @@ impl MangopayUser {
 }
 
 crate::models::resource_methods!(MangopayUser, "user");
+crate::models::update_method!(MangopayUser);
 
 impl Resource for MangopayUser {
     const MODEL: &'static str = "MangopayUser";

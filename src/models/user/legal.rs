@@ -306,6 +306,7 @@ impl MangopayLegalUser {
 }
 
 crate::models::resource_methods!(MangopayLegalUser, "legal user");
+crate::models::update_method!(MangopayLegalUser);
 
 /// The `mangopay_legal_users` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]

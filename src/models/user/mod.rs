@@ -15,6 +15,7 @@ mod natural;
 
 pub use any::MangopayUser;
 pub use base::UserFacts;
+pub(crate) use base::validate_tag;
 pub use legal::{LegalUserBuilder, MangopayLegalUser};
 pub use natural::{MangopayNaturalUser, NaturalUserBuilder};
 
@@ -29,5 +30,6 @@ fn listing() -> Listing {
         path: "users".into(),
         date_filters: false,
         filters: Vec::new(),
+        item_path: None,
     }
 }

@@ -243,6 +243,7 @@ impl MangopayNaturalUser {
 }
 
 crate::models::resource_methods!(MangopayNaturalUser, "natural user");
+crate::models::update_method!(MangopayNaturalUser);
 
 /// The `mangopay_natural_users` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]

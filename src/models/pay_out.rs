@@ -1,0 +1,743 @@
+//! `MangopayPayOut`: money sent from a wallet to a bank account or a recipient, mirrored from
+//! Mangopay's [Payout object](https://docs.mangopay.com/api-reference/payouts/payout-object),
+//! and followed until it settles.
+
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc, Weekday};
+use diesel::prelude::*;
+use serde_json::Value;
+
+use super::money::Money;
+use super::parent::{self, Parent};
+use super::transaction::{
+    FactsFromApi, TransactionColumns, TransactionFacts, check_amounts, stored_currency,
+};
+use super::transfer::check_transaction;
+use super::types::{PayoutMode, TransactionStatus, read};
+use super::user::validate_tag;
+use crate::db::{AnyConnection, MultiBackend};
+use crate::hooks::Hooks;
+use crate::schema::mangopay_pay_outs as pay_outs;
+use crate::sync::body::CreateBody;
+use crate::sync::{ApiRequest, Listing, Resource, Scope, SyncInfo, SyncTable, UpdateRequest};
+use crate::validate::{self, FieldErrorKind, ValidationErrors};
+use crate::{Db, Error, MangopayClient};
+
+/// The table holding every pay-out's sync columns.
+pub const PAY_OUTS: SyncTable = SyncTable::new("mangopay_pay_outs");
+
+/// Where a pay-out's money goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayOutDestination {
+    /// A legacy bank account (local id of a [`MangopayBankAccount`](crate::MangopayBankAccount)).
+    BankAccount(i64),
+    /// A recipient (local id of a [`MangopayRecipient`](crate::MangopayRecipient)); it must be
+    /// `ACTIVE`.
+    Recipient(i64),
+}
+
+/// A pay-out by bank wire, kept in `mangopay_pay_outs`.
+///
+/// Build one with [`MangopayPayOut::new`], [`save`](Self::save) and [`create`](Self::create) it
+/// (or enqueue `create_mangopay_pay_out`, which also schedules its follow-up). Mangopay debits
+/// the wallet at once and answers `CREATED`; the pay-out settles `SUCCEEDED` or `FAILED` (the
+/// funds back in the wallet) later: [`poll_status`](Self::poll_status) follows it, and runs the
+/// application's [`Hooks::on_pay_out_succeeded`] exactly once. A pay-out is never updated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MangopayPayOut {
+    /// The local id; `None` until the first save.
+    pub id: Option<i64>,
+    /// `AuthorId`: the local id of the user requesting the pay-out.
+    pub author_id: i64,
+    /// `DebitedWalletId`: the local id of the wallet debited.
+    pub debited_wallet_id: i64,
+    /// `BankAccountId`: the bank account or recipient paid.
+    pub destination: PayOutDestination,
+    /// `DebitedFunds`.
+    pub debited_funds: Money,
+    /// `Fees`, in the same currency; zero for none.
+    pub fees: Money,
+    /// `BankWireRef`: the reference on the bank statement (up to 255 characters, 12 or less
+    /// recommended).
+    pub bank_wire_ref: Option<String>,
+    /// `PayoutModeRequested`: STANDARD (the default), INSTANT_PAYMENT, INSTANT_PAYMENT_ONLY or
+    /// RTGS_PAYMENT.
+    pub mode_requested: PayoutMode,
+    /// `Tag`.
+    pub tag: Option<String>,
+    facts: PayOutFacts,
+    parents: Parents,
+    sync: SyncInfo,
+}
+
+/// What Mangopay says about a pay-out, and how far the library has followed it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PayOutFacts {
+    /// Status, result, credited funds, dates.
+    pub transaction: TransactionFacts,
+    /// `ModeApplied`.
+    pub mode_applied: Option<PayoutMode>,
+    /// `FallbackReason.Code`: why an instant pay-out was not sent instantly.
+    pub fallback_reason_code: Option<String>,
+    /// `FallbackReason.Message`.
+    pub fallback_reason_message: Option<String>,
+    /// How many times its status was checked while following it.
+    pub status_checks: i32,
+    /// When it was last checked.
+    pub status_checked_at: Option<DateTime<Utc>>,
+    /// When the application's pay-out-succeeded hook ran (and committed).
+    pub succeeded_hook_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Parents {
+    author: Parent,
+    wallet: Parent,
+    destination: Parent,
+}
+
+impl MangopayPayOut {
+    /// A STANDARD pay-out of `debited_funds` less `fees` from the wallet `debited_wallet_id`
+    /// to `destination`, requested by the user `author_id` (local ids); not saved yet.
+    pub fn new(
+        author_id: i64,
+        debited_wallet_id: i64,
+        destination: PayOutDestination,
+        debited_funds: Money,
+        fees: Money,
+    ) -> Result<MangopayPayOut, ValidationErrors> {
+        let pay_out = MangopayPayOut {
+            id: None,
+            author_id,
+            debited_wallet_id,
+            destination,
+            debited_funds,
+            fees,
+            bank_wire_ref: None,
+            mode_requested: PayoutMode::Standard,
+            tag: None,
+            facts: PayOutFacts::default(),
+            parents: Parents::default(),
+            sync: SyncInfo::default(),
+        };
+        pay_out.validate().map(|()| pay_out)
+    }
+
+    /// The same pay-out with `reference` on the bank statement.
+    pub fn with_bank_wire_ref(mut self, reference: impl Into<String>) -> MangopayPayOut {
+        self.bank_wire_ref = Some(reference.into());
+        self
+    }
+
+    /// The same pay-out sent in `mode`.
+    pub fn with_mode(mut self, mode: PayoutMode) -> MangopayPayOut {
+        self.mode_requested = mode;
+        self
+    }
+
+    /// The same pay-out with `tag` as its tag.
+    pub fn with_tag(mut self, tag: impl Into<String>) -> MangopayPayOut {
+        self.tag = Some(tag.into());
+        self
+    }
+
+    /// What Mangopay says about the pay-out, and how far it was followed.
+    pub fn facts(&self) -> &PayOutFacts {
+        &self.facts
+    }
+
+    /// `Status`, as last recorded.
+    pub fn status(&self) -> Option<&TransactionStatus> {
+        self.facts.transaction.status.as_ref()
+    }
+
+    /// Every problem with the current field values, or `Ok`.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut e = ValidationErrors::new();
+        check_amounts(&mut e, self.debited_funds, self.fees);
+        e.check(
+            "bank_wire_ref",
+            validate::opt_max_len(self.bank_wire_ref.as_deref(), 255),
+        );
+        if !matches!(
+            self.mode_requested,
+            PayoutMode::Standard
+                | PayoutMode::InstantPayment
+                | PayoutMode::InstantPaymentOnly
+                | PayoutMode::RtgsPayment
+        ) {
+            e.push(
+                "mode_requested",
+                FieldErrorKind::NotAllowed(format!(
+                    "must be STANDARD, INSTANT_PAYMENT, INSTANT_PAYMENT_ONLY or RTGS_PAYMENT, \
+                     not {}",
+                    self.mode_requested
+                )),
+            );
+        }
+        e.check("tag", validate_tag(self.tag.as_deref()));
+        e.into_result()
+    }
+
+    /// Asks Mangopay whether the pay-out (as it is, not yet created) can be sent instantly
+    /// (`POST /payouts/reachability`): the answer as Mangopay gives it. Its parents must have
+    /// been created at Mangopay.
+    pub async fn instant_eligibility(
+        &self,
+        db: &Db,
+        client: &MangopayClient,
+    ) -> Result<Value, Error> {
+        self.validate()?;
+        let mut model = self.clone();
+        let model = db
+            .run(move |conn| {
+                model.resolve(conn)?;
+                Ok::<_, Error>(model)
+            })
+            .await?;
+        model.parents_ready()?;
+        let mut request = model.create_request(None)?.body;
+        if let Value::Object(body) = &mut request {
+            body.remove("Tag");
+            if model.mode_requested == PayoutMode::Standard {
+                body.insert(
+                    "PayoutModeRequested".into(),
+                    Value::String(PayoutMode::InstantPayment.as_str().into()),
+                );
+            }
+        }
+        // A check, not a create: every POST carries a key, a fresh one here.
+        let key = crate::IdempotencyKey::generate();
+        Ok(client.post("payouts/reachability", &request, &key).await?)
+    }
+
+    /// Follows the pay-out `id` one step: reads it from Mangopay (which, when it is
+    /// `SUCCEEDED`, runs the pay-out-succeeded hook in the same transaction), counts the
+    /// check, and says what comes next under `policy`.
+    pub async fn poll_status(
+        db: &Db,
+        client: &MangopayClient,
+        id: i64,
+        policy: &PayOutPolling,
+    ) -> Result<PayOutPoll, Error> {
+        crate::sync::refresh_by_id::<Self>(db, client, id).await?;
+        let max = policy.max_checks;
+        let (status, checks) = db
+            .write(move |conn| {
+                let at = crate::sync::now();
+                let (status, checks) = diesel::update(pay_outs::table.find(id))
+                    .set((
+                        pay_outs::status_checks.eq(pay_outs::status_checks + 1),
+                        pay_outs::status_checked_at.eq(Some(at)),
+                    ))
+                    .returning((pay_outs::status, pay_outs::status_checks))
+                    .get_result::<(Option<String>, i32)>(conn)?;
+                let status = status.as_deref().map(TransactionStatus::from_api);
+                let pending = matches!(status, None | Some(TransactionStatus::Created));
+                if pending && checks >= max {
+                    let note = crate::sync::note(
+                        "still_pending",
+                        format!(
+                            "still {} after {checks} status checks: no longer followed; \
+                             check it at Mangopay",
+                            status.as_ref().map_or("unknown", TransactionStatus::as_str)
+                        ),
+                    );
+                    crate::sync::store::note_error(conn, PAY_OUTS, id, &note, at)?;
+                }
+                Ok::<_, Error>((status, checks))
+            })
+            .await?;
+        Ok(match status {
+            Some(TransactionStatus::Failed) => {
+                tracing::error!(id, "pay-out {id} could not be processed successfully");
+                PayOutPoll::Settled(TransactionStatus::Failed)
+            }
+            Some(s @ TransactionStatus::Succeeded) => PayOutPoll::Settled(s),
+            None | Some(TransactionStatus::Created) if checks >= max => {
+                tracing::error!(
+                    id,
+                    checks,
+                    "pay-out {id} is still not settled; no longer followed"
+                );
+                PayOutPoll::GaveUp { checks }
+            }
+            None | Some(TransactionStatus::Created) => PayOutPoll::Again {
+                after: policy.next_check(Utc::now()),
+                checks,
+            },
+            Some(other) => PayOutPoll::Settled(other),
+        })
+    }
+
+    /// The pay-outs debiting the wallet `wallet_id` (local id), oldest first.
+    pub async fn for_wallet(db: &Db, wallet_id: i64) -> Result<Vec<MangopayPayOut>, Error> {
+        let ids = db
+            .run(move |conn| {
+                pay_outs::table
+                    .filter(pay_outs::debited_wallet_id.eq(wallet_id))
+                    .order(pay_outs::id)
+                    .select(pay_outs::id)
+                    .load::<i64>(conn)
+                    .map_err(Error::from)
+            })
+            .await?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.push(Self::get(db, id).await?);
+        }
+        Ok(found)
+    }
+}
+
+crate::models::resource_methods!(MangopayPayOut, "pay-out");
+
+/// When a pay-out still `CREATED` is checked again, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayOutPolling {
+    /// `None`: the next weekday at the same time of day, as django-mangopay did (Friday,
+    /// Saturday and Sunday go to Monday; UTC, no holiday calendar). `Some(d)`: after `d`.
+    pub every: Option<std::time::Duration>,
+    /// After this many checks of a pay-out still `CREATED`, it is no longer followed: the
+    /// row's `last_error` says so and the job reports it.
+    pub max_checks: i32,
+}
+
+impl Default for PayOutPolling {
+    /// The next weekday, at most 10 checks (two working weeks).
+    fn default() -> Self {
+        PayOutPolling {
+            every: None,
+            max_checks: 10,
+        }
+    }
+}
+
+impl PayOutPolling {
+    /// When to check again after `now`.
+    pub fn next_check(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self.every {
+            Some(d) => now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX),
+            None => next_weekday(now),
+        }
+    }
+}
+
+/// The next weekday after `now`, same time of day: Monday to Thursday go to the next day,
+/// Friday, Saturday and Sunday to Monday.
+pub fn next_weekday(now: DateTime<Utc>) -> DateTime<Utc> {
+    let mut next = now + chrono::Duration::days(1);
+    while matches!(next.weekday(), Weekday::Sat | Weekday::Sun) {
+        next += chrono::Duration::days(1);
+    }
+    next
+}
+
+/// What a status check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayOutPoll {
+    /// Settled: `SUCCEEDED` (the hook has run, if one is registered) or `FAILED`.
+    Settled(TransactionStatus),
+    /// Still `CREATED`: check again at `after`.
+    Again {
+        /// When.
+        after: DateTime<Utc>,
+        /// Checks so far.
+        checks: i32,
+    },
+    /// Still `CREATED` after the last check allowed: no longer followed.
+    GaveUp {
+        /// Checks made.
+        checks: i32,
+    },
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = pay_outs)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite, MultiBackend))]
+struct PayOutRow {
+    id: i64,
+    author_id: i64,
+    debited_wallet_id: i64,
+    bank_account_id: Option<i64>,
+    recipient_id: Option<i64>,
+    currency: String,
+    debited_amount: i64,
+    fees_amount: i64,
+    credited_amount: Option<i64>,
+    bank_wire_ref: Option<String>,
+    payout_mode_requested: String,
+    mode_applied: Option<String>,
+    status: Option<String>,
+    result_code: Option<String>,
+    result_message: Option<String>,
+    fallback_reason_code: Option<String>,
+    fallback_reason_message: Option<String>,
+    execution_date: Option<NaiveDateTime>,
+    tag: Option<String>,
+    mangopay_created_at: Option<NaiveDateTime>,
+    status_checks: i32,
+    status_checked_at: Option<NaiveDateTime>,
+    succeeded_hook_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = pay_outs, treat_none_as_null = true)]
+struct PayOutFields {
+    author_id: i64,
+    debited_wallet_id: i64,
+    bank_account_id: Option<i64>,
+    recipient_id: Option<i64>,
+    currency: String,
+    debited_amount: i64,
+    fees_amount: i64,
+    bank_wire_ref: Option<String>,
+    payout_mode_requested: String,
+    tag: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = pay_outs)]
+struct NewPayOut {
+    #[diesel(embed)]
+    fields: PayOutFields,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = pay_outs)]
+struct PayOutFromApi {
+    status: Option<Option<String>>,
+    result_code: Option<Option<String>>,
+    result_message: Option<Option<String>>,
+    credited_amount: Option<Option<i64>>,
+    execution_date: Option<Option<NaiveDateTime>>,
+    mangopay_created_at: Option<Option<NaiveDateTime>>,
+    mode_applied: Option<Option<String>>,
+    fallback_reason_code: Option<Option<String>>,
+    fallback_reason_message: Option<Option<String>>,
+    tag: Option<Option<String>>,
+}
+
+impl MangopayPayOut {
+    fn fields(&self) -> PayOutFields {
+        let (bank_account_id, recipient_id) = match self.destination {
+            PayOutDestination::BankAccount(id) => (Some(id), None),
+            PayOutDestination::Recipient(id) => (None, Some(id)),
+        };
+        PayOutFields {
+            author_id: self.author_id,
+            debited_wallet_id: self.debited_wallet_id,
+            bank_account_id,
+            recipient_id,
+            currency: self.debited_funds.currency.to_string(),
+            debited_amount: self.debited_funds.amount,
+            fees_amount: self.fees.amount,
+            bank_wire_ref: self.bank_wire_ref.clone(),
+            payout_mode_requested: self.mode_requested.as_str().to_owned(),
+            tag: self.tag.clone(),
+        }
+    }
+
+    fn destination_names(&self) -> (&'static str, &'static str, i64) {
+        match self.destination {
+            PayOutDestination::BankAccount(id) => ("bank_account_id", "MangopayBankAccount", id),
+            PayOutDestination::Recipient(id) => ("recipient_id", "MangopayRecipient", id),
+        }
+    }
+}
+
+impl Resource for MangopayPayOut {
+    const MODEL: &'static str = "MangopayPayOut";
+    const TABLE: SyncTable = PAY_OUTS;
+    const UPDATABLE: bool = false;
+
+    crate::sync::row_accessors!();
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        MangopayPayOut::validate(self)
+    }
+    fn app_tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    fn load(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Self>> {
+        let row = pay_outs::table
+            .find(id)
+            .select(PayOutRow::as_select())
+            .first::<PayOutRow>(conn)
+            .optional()?;
+        Ok(row.map(|r| {
+            let utc = |t: Option<NaiveDateTime>| t.map(|t| t.and_utc());
+            let currency = stored_currency(&r.currency);
+            let transaction = TransactionFacts::from_columns(
+                &TransactionColumns {
+                    status: r.status,
+                    result_code: r.result_code,
+                    result_message: r.result_message,
+                    credited_amount: r.credited_amount,
+                    execution_date: r.execution_date,
+                    mangopay_created_at: r.mangopay_created_at,
+                },
+                currency,
+            );
+            let destination = match (r.bank_account_id, r.recipient_id) {
+                (_, Some(id)) => PayOutDestination::Recipient(id),
+                (Some(id), None) => PayOutDestination::BankAccount(id),
+                // The table's CHECK makes this impossible.
+                (None, None) => PayOutDestination::BankAccount(0),
+            };
+            MangopayPayOut {
+                id: Some(r.id),
+                author_id: r.author_id,
+                debited_wallet_id: r.debited_wallet_id,
+                destination,
+                debited_funds: Money::new(r.debited_amount, currency),
+                fees: Money::new(r.fees_amount, currency),
+                bank_wire_ref: r.bank_wire_ref,
+                mode_requested: PayoutMode::from_api(&r.payout_mode_requested),
+                tag: r.tag,
+                facts: PayOutFacts {
+                    transaction,
+                    mode_applied: r.mode_applied.as_deref().map(PayoutMode::from_api),
+                    fallback_reason_code: r.fallback_reason_code,
+                    fallback_reason_message: r.fallback_reason_message,
+                    status_checks: r.status_checks,
+                    status_checked_at: utc(r.status_checked_at),
+                    succeeded_hook_at: utc(r.succeeded_hook_at),
+                },
+                parents: Parents::default(),
+                sync: SyncInfo::default(),
+            }
+        }))
+    }
+
+    fn resolve(&mut self, conn: &mut AnyConnection) -> Result<(), Error> {
+        let destination = match self.destination {
+            PayOutDestination::BankAccount(id) => {
+                parent::bank_account(conn, "bank_account_id", id)?
+            }
+            PayOutDestination::Recipient(id) => parent::recipient(conn, "recipient_id", id)?,
+        };
+        self.parents = Parents {
+            author: parent::user(conn, "author_id", self.author_id)?,
+            wallet: parent::wallet(conn, "debited_wallet_id", self.debited_wallet_id)?,
+            destination,
+        };
+        Ok(())
+    }
+
+    fn parents_ready(&self) -> Result<(), Error> {
+        let p = &self.parents;
+        p.author
+            .ready(Self::MODEL, "author_id", "MangopayUser", self.author_id)?;
+        p.wallet.ready(
+            Self::MODEL,
+            "debited_wallet_id",
+            "MangopayWallet",
+            self.debited_wallet_id,
+        )?;
+        let (field, parent, id) = self.destination_names();
+        p.destination.ready(Self::MODEL, field, parent, id)?;
+        let mut e = ValidationErrors::new();
+        let currency = self.debited_funds.currency.as_str();
+        parent::same_currency(&mut e, "debited_wallet_id", &p.wallet, currency);
+        parent::same_currency(&mut e, field, &p.destination, currency);
+        // Mangopay fails a pay-out whose author does not own the wallet or the account.
+        parent::owned_by(
+            &mut e,
+            "author_id",
+            &p.wallet,
+            self.author_id,
+            "the debited wallet",
+        );
+        parent::owned_by(
+            &mut e,
+            "author_id",
+            &p.destination,
+            self.author_id,
+            "the account paid",
+        );
+        e.into_result().map_err(Error::Validation)
+    }
+
+    fn insert(&self, conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<i64> {
+        diesel::insert_into(pay_outs::table)
+            .values(NewPayOut {
+                fields: self.fields(),
+                created_at: now,
+                updated_at: now,
+            })
+            .returning(pay_outs::id)
+            .get_result(conn)
+    }
+
+    fn write_fields(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+        diesel::update(pay_outs::table.find(id))
+            .set(self.fields())
+            .execute(conn)
+            .map(drop)
+    }
+
+    fn apply_api_data(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+        p: &Value,
+        scope: Scope,
+    ) -> QueryResult<()> {
+        let f = FactsFromApi::read(p);
+        let fallback = p.get("FallbackReason");
+        let changes = PayOutFromApi {
+            mode_applied: read::text(p, "ModeApplied"),
+            fallback_reason_code: fallback.map(|r| read::text(r, "Code").flatten()),
+            fallback_reason_message: fallback.map(|r| read::text(r, "Message").flatten()),
+            tag: if scope == Scope::All {
+                read::text(p, "Tag")
+            } else {
+                None
+            },
+            status: f.status.clone(),
+            result_code: f.result_code.clone(),
+            result_message: f.result_message.clone(),
+            credited_amount: f.credited_amount,
+            execution_date: f.execution_date,
+            mangopay_created_at: f.mangopay_created_at,
+        };
+        if f.is_empty()
+            && changes.mode_applied.is_none()
+            && changes.fallback_reason_code.is_none()
+            && changes.tag.is_none()
+        {
+            return Ok(());
+        }
+        diesel::update(pay_outs::table.find(id))
+            .set(&changes)
+            .execute(conn)
+            .map(drop)
+    }
+
+    fn after_apply(&self, conn: &mut AnyConnection, id: i64, hooks: &Hooks) -> Result<(), Error> {
+        let Some(hook) = hooks.pay_out_succeeded() else {
+            return Ok(());
+        };
+        // Marked and run in one transaction: a second worker recording the same answer waits
+        // for this one's commit and then finds the mark.
+        let marked = diesel::update(
+            pay_outs::table
+                .find(id)
+                .filter(pay_outs::status.eq("SUCCEEDED"))
+                .filter(pay_outs::succeeded_hook_at.is_null()),
+        )
+        .set(pay_outs::succeeded_hook_at.eq(Some(crate::sync::now())))
+        .execute(conn)?;
+        if marked == 0 {
+            return Ok(());
+        }
+        let recorded = crate::sync::load_model::<Self>(conn, id)?;
+        tracing::info!(id, "running the pay-out-succeeded hook");
+        hook(conn, &recorded).map_err(|e| Error::Hook {
+            model: Self::MODEL,
+            id,
+            hook: "pay-out-succeeded",
+            message: e.to_string(),
+        })
+    }
+
+    fn create_request(&self, tag: Option<&str>) -> Result<ApiRequest, Error> {
+        let p = &self.parents;
+        let m = Self::MODEL;
+        let author = p
+            .author
+            .created(m, "author_id", "MangopayUser", self.author_id)?;
+        let wallet = p.wallet.created(
+            m,
+            "debited_wallet_id",
+            "MangopayWallet",
+            self.debited_wallet_id,
+        )?;
+        let (field, parent, id) = self.destination_names();
+        let destination = p.destination.created(m, field, parent, id)?;
+        let mut b = CreateBody::new();
+        b.put("AuthorId", Some(author))
+            .put("DebitedFunds", Some(self.debited_funds.to_api()))
+            .put("Fees", Some(self.fees.to_api()))
+            .put("DebitedWalletId", Some(wallet))
+            .put("BankAccountId", Some(destination))
+            .put("BankWireRef", self.bank_wire_ref.as_deref())
+            .put("PayoutModeRequested", Some(self.mode_requested.as_str()))
+            .put("Tag", tag);
+        Ok(ApiRequest {
+            path: "payouts/bankwire".into(),
+            body: b.finish(),
+        })
+    }
+
+    fn update_request(&self, _tag: Option<&str>) -> Result<UpdateRequest, Error> {
+        Err(super::transfer::not_updatable(Self::MODEL, self.id))
+    }
+
+    fn view_path(&self, mangopay_id: &str) -> String {
+        // The view that also says which mode was applied.
+        format!("payouts/bankwire/{mangopay_id}")
+    }
+
+    fn listing(&self) -> Listing {
+        Listing {
+            path: format!(
+                "wallets/{}/transactions",
+                self.parents
+                    .wallet
+                    .mangopay_id
+                    .as_deref()
+                    .unwrap_or_default()
+            ),
+            date_filters: true,
+            filters: vec![("Type", "PAYOUT".into())],
+            item_path: None,
+        }
+    }
+
+    fn check_found(&self, found: &Value) -> Result<(), String> {
+        check_transaction(
+            found,
+            "PAYOUT",
+            self.parents.wallet.mangopay_id.as_deref(),
+            self.debited_funds,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn the_next_weekday_skips_the_weekend() {
+        // 2026-11-16 is a Monday.
+        let at = |day: u32| Utc.with_ymd_and_hms(2026, 11, day, 14, 30, 0).unwrap();
+        let cases = [
+            (16, 17), // Monday → Tuesday
+            (17, 18), // Tuesday → Wednesday
+            (18, 19), // Wednesday → Thursday
+            (19, 20), // Thursday → Friday
+            (20, 23), // Friday → Monday
+            (21, 23), // Saturday → Monday
+            (22, 23), // Sunday → Monday
+        ];
+        for (from, to) in cases {
+            assert_eq!(next_weekday(at(from)), at(to), "from the {from}th");
+            assert!(next_weekday(at(from)).weekday().num_days_from_monday() < 5);
+        }
+        let polling = PayOutPolling {
+            every: Some(std::time::Duration::from_secs(2)),
+            max_checks: 3,
+        };
+        assert_eq!(
+            polling.next_check(at(20)),
+            at(20) + chrono::Duration::seconds(2)
+        );
+        assert_eq!(PayOutPolling::default().next_check(at(20)), at(23));
+    }
+}
