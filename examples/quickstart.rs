@@ -1,5 +1,8 @@
 //! Quickstart: a natural and a legal user saved in a SQLite file, created at Mangopay (the
-//! in-process sandbox) by the background worker, and printed with their Mangopay ids.
+//! in-process sandbox) by the background worker, and printed with their Mangopay ids; then a
+//! wallet for each, a bank account and a recipient, funds credited through the sandbox's
+//! control plane, a transfer, and a pay-out the worker follows until it SUCCEEDED, with the
+//! application's pay-out-succeeded hook run once.
 //!
 //! ```sh
 //! cargo run --example quickstart
@@ -9,17 +12,27 @@
 //! that database is used instead of `target/quickstart.db`.
 
 use std::error::Error;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use diesel_mangopay::db::migrations;
-use diesel_mangopay::models::MangopayUser;
-use diesel_mangopay::{
-    Address, ClientConfig, DatabaseUrl, Db, LegalPersonType, MangopayClient, MangopayLegalUser,
-    MangopayNaturalUser, UserCategory,
+use diesel_mangopay::models::{
+    BankAccountDetails, MangopayUser, PayoutMethodType, RecipientHolder,
 };
-use diesel_mangopay_jobs::{JobContext, JobQueue, WorkerOptions, run_worker};
-use diesel_mangopay_sandbox::{Sandbox, SandboxConfig};
+use diesel_mangopay::{
+    Address, ClientConfig, CurrencyCode, DatabaseUrl, Db, Hooks, LegalPersonType,
+    MangopayBankAccount, MangopayClient, MangopayLegalUser, MangopayNaturalUser, MangopayPayOut,
+    MangopayRecipient, MangopayTransfer, MangopayWallet, Money, PayOutDestination, Polling,
+    TransactionStatus, UserCategory,
+};
+use diesel_mangopay_jobs::{
+    CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT,
+    CREATE_MANGOPAY_TRANSFER, CREATE_MANGOPAY_WALLET, Job, JobContext, JobQueue, Registry,
+    WorkerOptions, run_worker,
+};
+use diesel_mangopay_sandbox::{RecipientSca, Sandbox, SandboxConfig};
 
 /// The database: `DATABASE_URL` if set, otherwise a fresh SQLite file under `target/`.
 fn database_url() -> Result<DatabaseUrl, Box<dyn Error>> {
@@ -112,18 +125,24 @@ async fn main() -> Result<(), Box<dyn Error>> {
     legal.save(&db).await?;
     let ids = [natural.id.expect("saved"), legal.id.expect("saved")];
 
-    // 4. Their creation at Mangopay is enqueued, as an application does from its own code.
+    // 4. The worker runs in the background, as `diesel-mangopay-worker` would. Pay-outs and
+    //    recipients are checked every second here (by default: pay-outs the next weekday,
+    //    recipients every 10 minutes); the application's hook runs once per pay-out that
+    //    succeeds, in the transaction that records it.
+    let hook_runs = Arc::new(AtomicUsize::new(0));
+    let runs = hook_runs.clone();
+    let hooks = Hooks::new().on_pay_out_succeeded(move |_conn, pay_out| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        println!(
+            "  hook:       pay-out #{} of {} SUCCEEDED: mark the seller's order as paid out",
+            pay_out.id.unwrap_or_default(),
+            pay_out.debited_funds
+        );
+        Ok(())
+    });
+    let db = db.with_hooks(hooks);
     let queue = JobQueue::connect(&url).await?;
-    for id in ids {
-        queue.create_mangopay_user(id).await?;
-    }
-    println!(
-        "  saved:      natural user #{} and legal user #{}; creation enqueued",
-        ids[0], ids[1]
-    );
-
-    // 5. The worker runs until the queue is empty.
-    let started = Instant::now();
+    let every_second = Polling::every(Duration::from_secs(1), 30);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(run_worker(
         JobContext {
@@ -133,19 +152,26 @@ async fn main() -> Result<(), Box<dyn Error>> {
         queue.clone(),
         WorkerOptions {
             poll_interval: Duration::from_millis(50),
+            registry: Registry::standard_polling(every_second.clone(), every_second),
             ..WorkerOptions::default()
         },
         async move {
             let _ = stopped.await;
         },
     ));
-    queue
-        .wait_until_idle(Duration::from_millis(50), Duration::from_secs(60))
-        .await?;
-    let _ = stop.send(());
-    worker.await??;
+    let started = Instant::now();
+
+    // 5. Their creation at Mangopay is enqueued, as an application does from its own code.
+    for id in ids {
+        queue.create_mangopay_user(id).await?;
+    }
     println!(
-        "  worker:     queue empty after {:.2} s",
+        "  saved:      natural user #{} and legal user #{}; creation enqueued",
+        ids[0], ids[1]
+    );
+    drained(&queue).await?;
+    println!(
+        "  worker:     users created after {:.2} s",
         started.elapsed().as_secs_f64()
     );
 
@@ -175,12 +201,194 @@ async fn main() -> Result<(), Box<dyn Error>> {
             println!("      last error: {}", serde_json::to_string(error)?);
         }
     }
-    let created = ids.len();
     let synced = created_count(&db, &ids).await?;
-    sandbox.shutdown().await;
-    if synced != created {
-        return Err(format!("{synced} of {created} users reached Mangopay").into());
+    if synced != ids.len() {
+        return Err(format!("{synced} of {} users reached Mangopay", ids.len()).into());
     }
+    println!();
+
+    // 7. Where the money lives and goes: a wallet each, Alex's bank account (IBAN) and a
+    //    recipient. The recipient waits for Alex's SCA; the sandbox completes it after 2 s.
+    sandbox
+        .sandbox()
+        .knobs()
+        .set_recipient_sca(RecipientSca::ActivateAfter(Duration::from_secs(2)));
+    let [alex, business] = ids;
+    let mut alex_wallet = MangopayWallet::new(alex, "EUR", "Alex's earnings")?;
+    alex_wallet.save(&db).await?;
+    let mut business_wallet = MangopayWallet::new(business, "EUR", "Best Business")?;
+    business_wallet.save(&db).await?;
+    let paris = Address::new("3 rue de la Cité", "Paris", "75004", "FR")?;
+    let mut account = MangopayBankAccount::new(
+        alex,
+        BankAccountDetails::Iban {
+            iban: "FR76 3000 6000 0112 3456 7890 189".into(),
+            bic: Some("BNPAFRPP".into()),
+        },
+        "Alex Smith",
+        paris.clone(),
+    )?;
+    account.save(&db).await?;
+    let mut recipient = MangopayRecipient::new(
+        alex,
+        "Alex Smith current account",
+        RecipientHolder::Individual {
+            first_name: "Alex".into(),
+            last_name: "Smith".into(),
+            address: paris,
+        },
+        "EUR",
+        PayoutMethodType::InternationalBankTransfer,
+        serde_json::json!({"AccountNumber": "FR7630004000031234567890143"}),
+    )?
+    .with_country("FR".parse()?);
+    recipient.save(&db).await?;
+    let wallet_ids = [
+        alex_wallet.id.expect("saved"),
+        business_wallet.id.expect("saved"),
+    ];
+    for id in wallet_ids {
+        queue.enqueue(Job::new(CREATE_MANGOPAY_WALLET, id)).await?;
+    }
+    let account_id = account.id.expect("saved");
+    let recipient_id = recipient.id.expect("saved");
+    queue
+        .enqueue(Job::new(CREATE_MANGOPAY_BANK_ACCOUNT, account_id))
+        .await?;
+    queue
+        .enqueue(Job::new(CREATE_MANGOPAY_RECIPIENT, recipient_id))
+        .await?;
+    drained(&queue).await?;
+    let account = MangopayBankAccount::get(&db, account_id).await?;
+    let recipient = MangopayRecipient::get(&db, recipient_id).await?;
+    println!(
+        "  bank:       IBAN account {} ({}), recipient {} {} after {} status check(s)",
+        account.mangopay_id().unwrap_or("-"),
+        account.sync().state.as_str(),
+        recipient.mangopay_id().unwrap_or("-"),
+        recipient.status().map_or("-", |s| s.as_str()),
+        recipient.facts().status_checks,
+    );
+
+    // 8. Funds: until card pay-ins, a sandbox control request credits Alex's wallet.
+    let alex_wallet = MangopayWallet::get(&db, wallet_ids[0]).await?;
+    let alex_mangopay_wallet = alex_wallet
+        .mangopay_id()
+        .ok_or("Alex's wallet was not created")?;
+    // A plain reqwest client for this one request outside the library needs a TLS provider
+    // (the library's client brings its own configuration and installs none).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let credited = reqwest::Client::new()
+        .post(format!(
+            "{}/_sandbox/wallets/{alex_mangopay_wallet}/credit",
+            sandbox.base_url()
+        ))
+        .json(&serde_json::json!({"Amount": 10_000}))
+        .send()
+        .await?
+        .error_for_status()?;
+    drop(credited);
+    println!(
+        "  funds:      EUR 100.00 credited to wallet {alex_mangopay_wallet} (control request)"
+    );
+
+    // 9. A transfer to the business, and a pay-out of the rest to Alex's bank account,
+    //    followed by the worker until Mangopay settles it (the sandbox: after 2 s).
+    sandbox
+        .sandbox()
+        .knobs()
+        .set_payout_settle_after(Some(Duration::from_secs(2)));
+    let eur: CurrencyCode = "EUR".parse()?;
+    let mut transfer = MangopayTransfer::new(
+        alex,
+        wallet_ids[0],
+        wallet_ids[1],
+        Money::new(3_000, eur),
+        Money::new(100, eur),
+    )?;
+    transfer.save(&db).await?;
+    let mut pay_out = MangopayPayOut::new(
+        alex,
+        wallet_ids[0],
+        PayOutDestination::BankAccount(account_id),
+        Money::new(6_000, eur),
+        Money::new(50, eur),
+    )?
+    .with_bank_wire_ref("quickstart");
+    pay_out.save(&db).await?;
+    let transfer_id = transfer.id.expect("saved");
+    let pay_out_id = pay_out.id.expect("saved");
+    queue
+        .enqueue(Job::new(CREATE_MANGOPAY_TRANSFER, transfer_id))
+        .await?;
+    // After the transfer, so the pay-out never competes with it for the wallet's funds.
+    drained(&queue).await?;
+    queue
+        .enqueue(Job::new(CREATE_MANGOPAY_PAY_OUT, pay_out_id))
+        .await?;
+    drained(&queue).await?;
+    let _ = stop.send(());
+    worker.await??;
+    println!(
+        "  worker:     queue empty after {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // 10. What the database holds now, next to what Mangopay says.
+    let transfer = MangopayTransfer::get(&db, transfer_id).await?;
+    let pay_out = MangopayPayOut::get(&db, pay_out_id).await?;
+    println!();
+    println!(
+        "  transfer #{transfer_id}: {} -> {}",
+        transfer.debited_funds,
+        transfer.facts().status.as_ref().map_or("-", |s| s.as_str())
+    );
+    println!(
+        "  pay-out  #{pay_out_id}: {} -> {} after {} status check(s), hook run {} time(s)",
+        pay_out.debited_funds,
+        pay_out.status().map_or("-", |s| s.as_str()),
+        pay_out.facts().status_checks,
+        hook_runs.load(Ordering::SeqCst)
+    );
+    println!();
+    println!("  wallet  owner  mangopay_id                          balance    at Mangopay");
+    let mut balances_agree = true;
+    for id in wallet_ids {
+        let mut wallet = MangopayWallet::get(&db, id).await?;
+        let balance = wallet.balance(&db, &client).await?;
+        let stored = MangopayWallet::get(&db, id).await?.facts().balance;
+        let remote = sandbox
+            .sandbox()
+            .wallet(wallet.mangopay_id().unwrap_or_default())
+            .and_then(|w| w["Balance"]["Amount"].as_i64());
+        balances_agree &= stored == Some(balance) && remote == Some(balance.amount);
+        println!(
+            "  {:<7} {:<6} {:<36} {:<10} {}",
+            id,
+            wallet.owner_id,
+            wallet.mangopay_id().unwrap_or("-"),
+            balance.to_string(),
+            remote.map_or("-".to_owned(), |a| Money::new(a, eur).to_string()),
+        );
+    }
+    sandbox.shutdown().await;
+    if pay_out.status() != Some(&TransactionStatus::Succeeded) {
+        return Err("the pay-out did not succeed".into());
+    }
+    if hook_runs.load(Ordering::SeqCst) != 1 {
+        return Err("the pay-out-succeeded hook did not run exactly once".into());
+    }
+    if !balances_agree {
+        return Err("the database's balances differ from Mangopay's".into());
+    }
+    Ok(())
+}
+
+/// Waits until the worker has run every job enqueued, and every check planned, so far.
+async fn drained(queue: &JobQueue) -> Result<(), Box<dyn Error>> {
+    queue
+        .wait_until_idle(Duration::from_millis(50), Duration::from_secs(60))
+        .await?;
     Ok(())
 }
 

@@ -10,9 +10,12 @@
 //! or queued from there.
 //!
 //! Hooks are registered on the [`Db`](crate::Db) handle ([`Db::with_hooks`](crate::Db::with_hooks))
-//! that the worker and the application use. Where no hook is registered nothing is marked:
-//! a pay-out that succeeded while no hook was registered runs the hook the next time it is
-//! refreshed by a handle that has one.
+//! that the worker and the application use: run the worker with that handle
+//! (`diesel_mangopay_jobs::run_worker`), since a separate binary cannot run your code. Where no
+//! hook is registered nothing is marked: a pay-out recorded `SUCCEEDED` through a handle
+//! without the hook has its hook run by the next sweep of a worker whose handle has it
+//! ([`MangopayPayOut::run_owed_hooks`]), or the next time a handle with it refreshes the
+//! pay-out — once, either way.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,7 +26,8 @@ use crate::models::MangopayPayOut;
 /// What a hook returns: any error fails it, and it is run again at the next poll.
 pub type HookResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-type PayOutHookFn = dyn Fn(&mut AnyConnection, &MangopayPayOut) -> HookResult + Send + Sync;
+pub(crate) type PayOutHookFn =
+    dyn Fn(&mut AnyConnection, &MangopayPayOut) -> HookResult + Send + Sync;
 
 /// The hooks registered by the application; cheap to clone.
 #[derive(Clone, Default)]

@@ -56,5 +56,5 @@ pub use models::{
     PayoutMode, PersonType, TransactionStatus, UserCategory, UserFacts, UserStatus,
 };
 pub use models::{MangopayBankAccount, MangopayRecipient};
-pub use sync::{Lease, SyncInfo, SyncState};
+pub use sync::{Lease, Poll, Polling, SyncInfo, SyncState};
 pub use validate::{CountryCode, CurrencyCode, FieldError, FieldErrorKind, ValidationErrors};

@@ -46,6 +46,8 @@ pub enum FieldErrorKind {
     CannotClear(&'static str),
 }
 
+impl std::error::Error for FieldErrorKind {}
+
 impl fmt::Display for FieldErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

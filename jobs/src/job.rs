@@ -13,12 +13,20 @@ pub const CREATE_MANGOPAY_WALLET: &str = "create_mangopay_wallet";
 pub const UPDATE_MANGOPAY_WALLET: &str = "update_mangopay_wallet";
 /// `create_mangopay_bank_account(id)`: creates the bank account at Mangopay.
 pub const CREATE_MANGOPAY_BANK_ACCOUNT: &str = "create_mangopay_bank_account";
-/// `create_mangopay_recipient(id)`: creates the recipient at Mangopay.
+/// `create_mangopay_recipient(id)`: creates the recipient at Mangopay, then plans its first
+/// status check while it waits for its user's SCA.
 pub const CREATE_MANGOPAY_RECIPIENT: &str = "create_mangopay_recipient";
 /// `create_mangopay_transfer(id)`: creates the transfer at Mangopay.
 pub const CREATE_MANGOPAY_TRANSFER: &str = "create_mangopay_transfer";
-/// `create_mangopay_pay_out(id)`: creates the pay-out at Mangopay.
+/// `create_mangopay_pay_out(id)`: creates the pay-out at Mangopay, then plans its first
+/// status check.
 pub const CREATE_MANGOPAY_PAY_OUT: &str = "create_mangopay_pay_out";
+/// `update_mangopay_pay_out(id)`: checks a pay-out still `CREATED` (as django-mangopay's task
+/// of that name did), and plans the next check while it stays so.
+pub const UPDATE_MANGOPAY_PAY_OUT: &str = "update_mangopay_pay_out";
+/// `update_mangopay_recipient(id)`: checks a recipient still `PENDING` its user's SCA, and
+/// plans the next check while it stays so.
+pub const UPDATE_MANGOPAY_RECIPIENT: &str = "update_mangopay_recipient";
 
 /// A job: the name of a registered operation and the row id it works on. Rows are loaded when
 /// the job runs, so it always works on the latest data.

@@ -8,7 +8,11 @@
 //! one PostgreSQL.
 //!
 //! - [`JobQueue`]: what an application calls from its own code to enqueue work.
-//! - [`Registry`]: which jobs a worker runs; adding a job type is one line there.
+//! - [`Registry`]: which jobs a worker runs; adding a job type is one line there. Objects
+//!   Mangopay settles later (pay-outs, recipients) are followed: their create job plans a
+//!   status check, and each check plans the next while they wait, under a
+//!   [`Polling`](diesel_mangopay::Polling) policy with a cap
+//!   ([`diesel_mangopay::sync::follow`]).
 //! - [`run_worker`]: the worker loop (the `diesel-mangopay-worker` binary runs it), with the
 //!   [`sweep`] that hands out rows whose create or update is due, whatever happened to their
 //!   jobs.
@@ -44,7 +48,8 @@ mod worker;
 pub use job::{
     CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT,
     CREATE_MANGOPAY_TRANSFER, CREATE_MANGOPAY_USER, CREATE_MANGOPAY_WALLET, Job,
-    UPDATE_MANGOPAY_USER, UPDATE_MANGOPAY_WALLET,
+    UPDATE_MANGOPAY_PAY_OUT, UPDATE_MANGOPAY_RECIPIENT, UPDATE_MANGOPAY_USER,
+    UPDATE_MANGOPAY_WALLET,
 };
 pub use queue::{JobQueue, JobsError, QUEUE};
 pub use registry::{JobContext, Registry};

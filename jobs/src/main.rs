@@ -7,8 +7,10 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use diesel_mangopay::db::migrations;
 use diesel_mangopay::sync::SweepOptions;
-use diesel_mangopay::{Config, Db, MangopayClient};
-use diesel_mangopay_jobs::{JobContext, JobQueue, RetryPolicy, WorkerOptions, run_worker};
+use diesel_mangopay::{Config, Db, MangopayClient, Polling};
+use diesel_mangopay_jobs::{
+    JobContext, JobQueue, Registry, RetryPolicy, WorkerOptions, run_worker,
+};
 
 /// Runs the diesel-mangopay background jobs (Mangopay objects created and updated from the rows
 /// your application saves) and the sweep that hands out rows whose work is due. Configured by
@@ -36,6 +38,35 @@ struct Args {
     /// Runs of one job in all before its row is left to the sweep.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
     max_attempts: u32,
+    /// Seconds between status checks of a pay-out still CREATED (0: the next weekday, as
+    /// django-mangopay did).
+    #[arg(long, default_value_t = 0)]
+    pay_out_check_every: u64,
+    /// Status checks of a pay-out still CREATED before it is reported and no longer followed.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..))]
+    pay_out_max_checks: i32,
+    /// Seconds between status checks of a recipient still PENDING its user's SCA.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    recipient_check_every: u64,
+    /// Status checks of a recipient still PENDING before it is reported and no longer followed.
+    #[arg(long, default_value_t = 144, value_parser = clap::value_parser!(i32).range(1..))]
+    recipient_max_checks: i32,
+}
+
+impl Args {
+    /// The job types, with pay-outs and recipients followed as the arguments say.
+    fn registry(&self) -> Registry {
+        let pay_outs = Polling {
+            every: (self.pay_out_check_every > 0)
+                .then(|| Duration::from_secs(self.pay_out_check_every)),
+            max_checks: self.pay_out_max_checks,
+        };
+        let recipients = Polling::every(
+            Duration::from_secs(self.recipient_check_every),
+            self.recipient_max_checks,
+        );
+        Registry::standard_polling(pay_outs, recipients)
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -84,7 +115,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .then(|| Duration::from_secs(args.sweep_new_rows_after)),
             ..SweepOptions::default()
         },
-        ..WorkerOptions::default()
+        registry: args.registry(),
     };
     run_worker(JobContext { db, client }, queue, options, shutdown_signal()).await?;
     Ok(())

@@ -1,6 +1,7 @@
 //! Which jobs a worker runs: one line per job type. A resource's create and update jobs come
-//! from the sync core (one generic handler each) and put its table on the sweep; any other job
-//! is a plain async function.
+//! from the sync core (one generic handler each) and put its table on the sweep; a followed
+//! resource's create job also plans its first status check, and its follow job makes each
+//! check and plans the next; any other job is a plain async function.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,16 +9,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use diesel_mangopay::models::{
     MangopayBankAccount, MangopayPayOut, MangopayRecipient, MangopayTransfer, MangopayUser,
     MangopayWallet,
 };
+use diesel_mangopay::sync::follow::{self, Followed};
 use diesel_mangopay::sync::{self, Lease, Resource, SyncTable};
-use diesel_mangopay::{Db, Error, MangopayClient};
+use diesel_mangopay::{Db, Error, MangopayClient, Poll, Polling};
 
 use crate::job::{
     CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT,
-    CREATE_MANGOPAY_TRANSFER, CREATE_MANGOPAY_USER, CREATE_MANGOPAY_WALLET, UPDATE_MANGOPAY_USER,
+    CREATE_MANGOPAY_TRANSFER, CREATE_MANGOPAY_USER, CREATE_MANGOPAY_WALLET,
+    UPDATE_MANGOPAY_PAY_OUT, UPDATE_MANGOPAY_RECIPIENT, UPDATE_MANGOPAY_USER,
     UPDATE_MANGOPAY_WALLET,
 };
 
@@ -30,7 +34,11 @@ pub struct JobContext {
     pub client: MangopayClient,
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+/// What a job that ran asks for: `Some(at)` when the row's object is followed and its next
+/// status check is due at `at`.
+pub(crate) type CheckAgain = Option<DateTime<Utc>>;
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<CheckAgain, Error>> + Send>>;
 
 /// A job's handler: the context, the row id, and the lease to hold the row with.
 pub(crate) type Handler = Arc<dyn Fn(JobContext, i64, Lease) -> BoxFuture + Send + Sync>;
@@ -41,6 +49,8 @@ pub(crate) struct Entry {
     /// The table whose row the job holds (a resource's job): its lease is kept while the job
     /// waits for a retry.
     pub table: Option<SyncTable>,
+    /// The job that makes the next status check, when the handler asks for one.
+    pub follow: Option<String>,
 }
 
 /// A table the sweep visits, with the jobs it enqueues for due rows.
@@ -50,6 +60,8 @@ pub(crate) struct SweepTarget {
     pub create: String,
     /// `None` for a resource Mangopay does not update (its rows are never dirty).
     pub update: Option<String>,
+    /// The follow job of a followed resource, for rows whose status check is due.
+    pub follow: Option<String>,
 }
 
 /// The job types a worker runs, by name.
@@ -75,21 +87,43 @@ impl fmt::Debug for Registry {
     }
 }
 
+/// The sync core's create of the stored row.
+fn create_handler<R: Resource>() -> Handler {
+    Arc::new(|ctx: JobContext, id, lease: Lease| {
+        Box::pin(async move {
+            sync::create_by_id::<R>(&ctx.db, &ctx.client, id, &lease).await?;
+            Ok(None)
+        })
+    })
+}
+
 impl Registry {
     /// No job types.
     pub fn new() -> Registry {
         Registry::default()
     }
 
-    /// The library's job types: every resource's create and update jobs.
+    /// The library's job types: every resource's create and update jobs, and the follow jobs
+    /// of pay-outs ([`Polling::pay_outs`]: the next weekday, 10 checks) and recipients
+    /// ([`Polling::recipients`]: every 10 minutes for a day).
     pub fn standard() -> Registry {
+        Registry::standard_polling(Polling::pay_outs(), Polling::recipients())
+    }
+
+    /// [`standard`](Self::standard), with pay-outs and recipients followed under these
+    /// policies.
+    pub fn standard_polling(pay_outs: Polling, recipients: Polling) -> Registry {
         Registry::new()
             .resource::<MangopayUser>(CREATE_MANGOPAY_USER, UPDATE_MANGOPAY_USER)
             .resource::<MangopayWallet>(CREATE_MANGOPAY_WALLET, UPDATE_MANGOPAY_WALLET)
             .create_only::<MangopayBankAccount>(CREATE_MANGOPAY_BANK_ACCOUNT)
-            .create_only::<MangopayRecipient>(CREATE_MANGOPAY_RECIPIENT)
+            .followed::<MangopayRecipient>(
+                CREATE_MANGOPAY_RECIPIENT,
+                UPDATE_MANGOPAY_RECIPIENT,
+                recipients,
+            )
             .create_only::<MangopayTransfer>(CREATE_MANGOPAY_TRANSFER)
-            .create_only::<MangopayPayOut>(CREATE_MANGOPAY_PAY_OUT)
+            .followed::<MangopayPayOut>(CREATE_MANGOPAY_PAY_OUT, UPDATE_MANGOPAY_PAY_OUT, pay_outs)
     }
 
     /// Registers resource `R`'s create job (`create`: the sync core's create of the stored
@@ -97,9 +131,16 @@ impl Registry {
     /// for rows whose create or update is due.
     pub fn resource<R: Resource>(self, create: &str, update: &str) -> Registry {
         let update_handler: Handler = Arc::new(|ctx: JobContext, id, lease: Lease| {
-            Box::pin(async move { sync::update_by_id::<R>(&ctx.db, &ctx.client, id, &lease).await })
+            Box::pin(async move {
+                sync::update_by_id::<R>(&ctx.db, &ctx.client, id, &lease).await?;
+                Ok(None)
+            })
         });
-        self.with_resource::<R>(create, Some((update, update_handler)))
+        self.with_resource::<R>(
+            (create, create_handler::<R>()),
+            Some((update, update_handler)),
+            None,
+        )
     }
 
     /// Registers the create job of resource `R`, which Mangopay does not update
@@ -110,38 +151,82 @@ impl Registry {
             "{} is updated: register it with resource()",
             R::MODEL
         );
-        self.with_resource::<R>(create, None)
+        self.with_resource::<R>((create, create_handler::<R>()), None, None)
+    }
+
+    /// Registers the create job of resource `R`, whose objects wait at Mangopay before they
+    /// settle, and its follow job `follow`: the create plans the first status check under
+    /// `polling`, each check plans the next while the object waits, up to the policy's cap.
+    /// Puts its table on the sweep for creates due and for checks due whose job was lost.
+    pub fn followed<R: Followed>(self, create: &str, follow: &str, polling: Polling) -> Registry {
+        debug_assert!(!R::UPDATABLE, "{} is updated", R::MODEL);
+        let first = polling.clone();
+        let create_handler: Handler = Arc::new(move |ctx: JobContext, id, lease: Lease| {
+            let polling = first.clone();
+            Box::pin(async move {
+                sync::create_by_id::<R>(&ctx.db, &ctx.client, id, &lease).await?;
+                follow::plan_first_check::<R>(&ctx.db, id, &polling).await
+            })
+        });
+        let follow_handler: Handler = Arc::new(move |ctx: JobContext, id, lease: Lease| {
+            let polling = polling.clone();
+            Box::pin(async move {
+                if !follow::claim_check(&ctx.db, &ctx.client, R::TABLE, id, &lease).await? {
+                    tracing::info!(id, "no {} check owed now; nothing to do", R::WHAT);
+                    return Ok(None);
+                }
+                match follow::poll::<R>(&ctx.db, &ctx.client, id, &polling).await {
+                    Ok(Poll::Again { after, .. }) => Ok(Some(after)),
+                    Ok(Poll::Settled(_) | Poll::GaveUp { .. }) => {
+                        sync::release(&ctx.db, R::TABLE, id, &lease).await?;
+                        Ok(None)
+                    }
+                    Err(e) if !e.is_retryable() => {
+                        // No retry fixes it (the object is unknown to Mangopay, say): reported
+                        // on the row and no longer followed, never checked in a loop.
+                        let why = format!("a status check failed and is not retried: {e}");
+                        follow::stop(&ctx.db, R::TABLE, id, why).await?;
+                        sync::release(&ctx.db, R::TABLE, id, &lease).await?;
+                        Err(e)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+        });
+        self.with_resource::<R>(
+            (create, create_handler),
+            None,
+            Some((follow, follow_handler)),
+        )
     }
 
     fn with_resource<R: Resource>(
         mut self,
-        create: &str,
+        (create, create_handler): (&str, Handler),
         update: Option<(&str, Handler)>,
+        follow: Option<(&str, Handler)>,
     ) -> Registry {
         let table = Some(R::TABLE);
-        let create_handler: Handler = Arc::new(|ctx: JobContext, id, lease: Lease| {
-            Box::pin(async move { sync::create_by_id::<R>(&ctx.db, &ctx.client, id, &lease).await })
-        });
-        self.entries.insert(
-            create.to_owned(),
-            Entry {
-                handler: create_handler,
-                table,
-            },
-        );
-        if let Some((name, handler)) = &update {
+        let follow_name = follow.as_ref().map(|(name, _)| (*name).to_owned());
+        let mut add = |name: &str, handler: Handler| {
             self.entries.insert(
-                (*name).to_owned(),
+                name.to_owned(),
                 Entry {
-                    handler: handler.clone(),
+                    handler,
                     table,
+                    follow: follow_name.clone(),
                 },
             );
+        };
+        add(create, create_handler);
+        for (name, handler) in update.iter().chain(follow.iter()) {
+            add(name, handler.clone());
         }
         self.sweeps.push(SweepTarget {
             table: R::TABLE,
             create: create.to_owned(),
             update: update.map(|(name, _)| name.to_owned()),
+            follow: follow_name,
         });
         self
     }
@@ -155,13 +240,17 @@ impl Registry {
         let handler = Arc::new(handler);
         let entry: Handler = Arc::new(move |ctx, id, _lease| {
             let handler = handler.clone();
-            Box::pin(async move { handler(ctx, id).await })
+            Box::pin(async move {
+                handler(ctx, id).await?;
+                Ok(None)
+            })
         });
         self.entries.insert(
             name.to_owned(),
             Entry {
                 handler: entry,
                 table: None,
+                follow: None,
             },
         );
         self
@@ -203,6 +292,15 @@ mod tests {
             ]
         );
         assert_eq!(r.sweeps[4].update, None);
+        assert!(r.knows(UPDATE_MANGOPAY_PAY_OUT) && r.knows(UPDATE_MANGOPAY_RECIPIENT));
+        assert_eq!(r.sweeps[5].follow.as_deref(), Some(UPDATE_MANGOPAY_PAY_OUT));
+        assert_eq!(
+            r.sweeps[3].follow.as_deref(),
+            Some(UPDATE_MANGOPAY_RECIPIENT)
+        );
+        assert_eq!(r.sweeps[4].follow, None);
+        let pay_out = r.entry(CREATE_MANGOPAY_PAY_OUT).unwrap();
+        assert_eq!(pay_out.follow.as_deref(), Some(UPDATE_MANGOPAY_PAY_OUT));
         let custom = r.job("ping", |_ctx, _id| async { Ok(()) });
         assert!(custom.knows("ping"));
         assert!(format!("{custom:?}").contains("ping"));

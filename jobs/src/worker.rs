@@ -11,12 +11,13 @@ use apalis::prelude::{
     AbortError, BackendExt, BoxDynError, Data, Monitor, ParallelizeExt, TaskId, WorkerBuilder,
     WorkerBuilderExt,
 };
+use chrono::{DateTime, Utc};
 use diesel_mangopay::sync::{self, Lease, SweepOptions};
-use diesel_mangopay::{ApiError, Error};
+use diesel_mangopay::{ApiError, Error, MangopayPayOut};
 
 use crate::job::Job;
 use crate::queue::{JobQueue, JobsError, with_storage};
-use crate::registry::{JobContext, Registry};
+use crate::registry::{Entry, JobContext, Registry};
 
 /// How failed jobs are retried: a failure that retrying may fix is retried as a new task,
 /// after a backoff (or when Mangopay said: a rate-limit reset, the time an unknown outcome can
@@ -147,10 +148,11 @@ async fn dispatch(job: Job, task: TaskId, shared: Data<Arc<Shared>>) -> Result<(
     let lease = Lease::new(format!("task-{task}"));
     let result = (entry.handler)(shared.ctx.clone(), job.id, lease.clone()).await;
     let error = match result {
-        Ok(()) => {
+        Ok(None) => {
             tracing::info!(job = %job.name, id = job.id, "job done");
             return Ok(());
         }
+        Ok(Some(at)) => return follow_up(&shared, &entry, &job, &lease, at).await,
         Err(Error::Busy { until, .. }) => {
             // Another worker holds the row; if it dies, its lease ends and the sweep hands the
             // row out again.
@@ -196,9 +198,8 @@ async fn dispatch(job: Job, task: TaskId, shared: Data<Arc<Shared>>) -> Result<(
     // gets there first) takes it over.
     let reservation = Lease::reservation("retry");
     if let Some(table) = entry.table {
-        let margin = Duration::from_secs(30);
-        let held =
-            sync::hold_until(&shared.ctx.db, table, job.id, &reservation, delay + margin).await?;
+        let (db, until) = (&shared.ctx.db, delay + RESERVATION_MARGIN);
+        let held = sync::hand_over(db, table, job.id, &lease, &reservation, until).await?;
         if !held {
             tracing::info!(job = %job.name, id = job.id, "row taken by another worker; not retrying");
             return Ok(());
@@ -219,8 +220,49 @@ async fn dispatch(job: Job, task: TaskId, shared: Data<Arc<Shared>>) -> Result<(
     Ok(())
 }
 
+/// How long past its start time a job waiting in the queue keeps its row reserved; a job that
+/// has not started by then is presumed lost, and the sweep hands the row out again.
+const RESERVATION_MARGIN: Duration = Duration::from_secs(30);
+
+/// A job asked for the next status check of its row's object at `at`: the row is handed from
+/// the job's lease to a reservation for the follow job, and the follow job is enqueued for
+/// then. When another worker holds the row, that worker follows it; when the enqueue fails,
+/// the check stays due on the row and the sweep hands it out.
+async fn follow_up(
+    shared: &Shared,
+    entry: &Entry,
+    job: &Job,
+    lease: &Lease,
+    at: DateTime<Utc>,
+) -> Result<(), BoxDynError> {
+    let (Some(table), Some(follow)) = (entry.table, entry.follow.clone()) else {
+        tracing::error!(job = %job.name, id = job.id, "a check was asked for a row no job follows");
+        return Ok(());
+    };
+    let delay = storage_delay((at - Utc::now()).to_std().unwrap_or_default());
+    let reservation = Lease::reservation("follow");
+    let db = &shared.ctx.db;
+    let until = delay + RESERVATION_MARGIN;
+    if !sync::hand_over(db, table, job.id, lease, &reservation, until).await? {
+        tracing::info!(job = %job.name, id = job.id, "row held by another worker, which follows it");
+        return Ok(());
+    }
+    if let Err(e) = shared
+        .queue
+        .enqueue_after(Job::new(follow.clone(), job.id), delay)
+        .await
+    {
+        sync::release(db, table, job.id, &reservation).await?;
+        return Err(Box::new(e));
+    }
+    tracing::info!(job = %job.name, id = job.id, next = %follow, %at, "job done; next check planned");
+    Ok(())
+}
+
 /// Hands out the rows whose work is due (see [`diesel_mangopay::sync::sweep`]): a create job
-/// for rows not yet created, an update job for created rows still dirty. Each row is leased to
+/// for rows not yet created, an update job for created rows still dirty, a follow job for
+/// followed rows whose status check is due and whose job was lost; and, when `ctx`'s handle
+/// has a pay-out-succeeded hook, the hooks owed by pay-outs recorded `SUCCEEDED` without it. Each row is leased to
 /// the job it is handed to, so nothing a live worker holds, and nothing handed out by another
 /// sweep, is enqueued again. Returns how many jobs it enqueued.
 pub async fn sweep(
@@ -255,9 +297,28 @@ pub async fn sweep(
             queue.enqueue(Job::new(name.clone(), row.id)).await?;
             enqueued += 1;
         }
+        if let Some(follow) = &target.follow {
+            let due = diesel_mangopay::sync::follow::claim_due(
+                &ctx.db,
+                target.table,
+                &lease,
+                options.lease,
+                options.batch,
+            )
+            .await?;
+            for id in due {
+                queue.enqueue(Job::new(follow.clone(), id)).await?;
+                enqueued += 1;
+            }
+        }
     }
     if enqueued > 0 {
         tracing::info!(enqueued, "sweep handed out due rows");
+    }
+    // Pay-outs recorded SUCCEEDED through a handle without this worker's hook.
+    let hooks_run = MangopayPayOut::run_owed_hooks(&ctx.db, options.batch).await?;
+    if hooks_run > 0 {
+        tracing::info!(hooks_run, "sweep ran owed pay-out-succeeded hooks");
     }
     Ok(enqueued)
 }

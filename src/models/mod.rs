@@ -21,10 +21,7 @@ pub use bank_account::{
     BANK_ACCOUNTS, BankAccountDetails, BankAccountFacts, DepositAccountType, MangopayBankAccount,
 };
 pub use money::Money;
-pub use pay_out::{
-    MangopayPayOut, PAY_OUTS, PayOutDestination, PayOutFacts, PayOutPoll, PayOutPolling,
-    next_weekday,
-};
+pub use pay_out::{MangopayPayOut, PAY_OUTS, PayOutDestination, PayOutFacts};
 pub use recipient::{
     MangopayRecipient, PayoutMethodType, RECIPIENTS, RecipientFacts, RecipientHolder,
     RecipientScope, RecipientType,

@@ -2,7 +2,7 @@
 //! Mangopay's [Payout object](https://docs.mangopay.com/api-reference/payouts/payout-object),
 //! and followed until it settles.
 
-use chrono::{DateTime, Datelike, NaiveDateTime, Utc, Weekday};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
@@ -18,6 +18,7 @@ use crate::db::{AnyConnection, MultiBackend};
 use crate::hooks::Hooks;
 use crate::schema::mangopay_pay_outs as pay_outs;
 use crate::sync::body::CreateBody;
+use crate::sync::follow::{self, Followed, Poll, Polling};
 use crate::sync::{ApiRequest, Listing, Resource, Scope, SyncInfo, SyncTable, UpdateRequest};
 use crate::validate::{self, FieldErrorKind, ValidationErrors};
 use crate::{Db, Error, MangopayClient};
@@ -84,6 +85,9 @@ pub struct PayOutFacts {
     pub status_checks: i32,
     /// When it was last checked.
     pub status_checked_at: Option<DateTime<Utc>>,
+    /// When the worker checks it next, while it is followed (see
+    /// [`crate::sync::follow`]); `None` once settled or no longer followed.
+    pub next_check_at: Option<DateTime<Utc>>,
     /// When the application's pay-out-succeeded hook ran (and committed).
     pub succeeded_hook_at: Option<DateTime<Utc>>,
 }
@@ -210,63 +214,71 @@ impl MangopayPayOut {
         Ok(client.post("payouts/reachability", &request, &key).await?)
     }
 
-    /// Follows the pay-out `id` one step: reads it from Mangopay (which, when it is
-    /// `SUCCEEDED`, runs the pay-out-succeeded hook in the same transaction), counts the
-    /// check, and says what comes next under `policy`.
+    /// Checks the pay-out `id` once (see [`crate::sync::follow`]): reads it from Mangopay
+    /// (which, when it is `SUCCEEDED`, runs the pay-out-succeeded hook in the same
+    /// transaction), counts the check, and says what comes next under `policy`. A `FAILED`
+    /// pay-out is logged as an error; its result code and message are on the row.
     pub async fn poll_status(
         db: &Db,
         client: &MangopayClient,
         id: i64,
-        policy: &PayOutPolling,
-    ) -> Result<PayOutPoll, Error> {
-        crate::sync::refresh_by_id::<Self>(db, client, id).await?;
-        let max = policy.max_checks;
-        let (status, checks) = db
-            .write(move |conn| {
-                let at = crate::sync::now();
-                let (status, checks) = diesel::update(pay_outs::table.find(id))
-                    .set((
-                        pay_outs::status_checks.eq(pay_outs::status_checks + 1),
-                        pay_outs::status_checked_at.eq(Some(at)),
-                    ))
-                    .returning((pay_outs::status, pay_outs::status_checks))
-                    .get_result::<(Option<String>, i32)>(conn)?;
-                let status = status.as_deref().map(TransactionStatus::from_api);
-                let pending = matches!(status, None | Some(TransactionStatus::Created));
-                if pending && checks >= max {
-                    let note = crate::sync::note(
-                        "still_pending",
-                        format!(
-                            "still {} after {checks} status checks: no longer followed; \
-                             check it at Mangopay",
-                            status.as_ref().map_or("unknown", TransactionStatus::as_str)
-                        ),
-                    );
-                    crate::sync::store::note_error(conn, PAY_OUTS, id, &note, at)?;
-                }
-                Ok::<_, Error>((status, checks))
+        policy: &Polling,
+    ) -> Result<Poll<TransactionStatus>, Error> {
+        follow::poll::<Self>(db, client, id, policy).await
+    }
+
+    /// Runs `db`'s pay-out-succeeded hook for up to `limit` pay-outs recorded `SUCCEEDED`
+    /// whose hook has not run (recorded through a handle without the hook, such as the
+    /// `diesel-mangopay-worker` binary or another process), each exactly once and in its own
+    /// transaction. A hook that fails is noted on its row and tried again at the next call.
+    /// Returns how many hooks ran; the worker's sweep calls it when its handle has the hook.
+    pub async fn run_owed_hooks(db: &Db, limit: i64) -> Result<usize, Error> {
+        if db.hooks().pay_out_succeeded().is_none() {
+            return Ok(0);
+        }
+        let ids = db
+            .run(move |conn| {
+                pay_outs::table
+                    .filter(pay_outs::status.eq("SUCCEEDED"))
+                    .filter(pay_outs::succeeded_hook_at.is_null())
+                    .order(pay_outs::id)
+                    .limit(limit)
+                    .select(pay_outs::id)
+                    .load::<i64>(conn)
+                    .map_err(Error::from)
             })
             .await?;
-        Ok(match status {
-            Some(TransactionStatus::Failed) => {
-                tracing::error!(id, "pay-out {id} could not be processed successfully");
-                PayOutPoll::Settled(TransactionStatus::Failed)
+        let mut ran = 0;
+        for id in ids {
+            let hooks = db.hooks().clone();
+            let result = db
+                .write(move |conn| {
+                    let hook = hooks.pay_out_succeeded().expect("checked above");
+                    run_succeeded_hook(conn, id, hook)
+                })
+                .await;
+            match result {
+                Ok(true) => ran += 1,
+                Ok(false) => {}
+                Err(error @ Error::Hook { .. }) => {
+                    let note = crate::sync::note("hook_failed", error.to_string());
+                    db.write(move |conn| {
+                        crate::sync::store::note_error(
+                            conn,
+                            PAY_OUTS,
+                            id,
+                            &note,
+                            crate::sync::now(),
+                        )
+                        .map_err(Error::from)
+                    })
+                    .await?;
+                    tracing::error!(id, %error, "the pay-out-succeeded hook failed; tried again later");
+                }
+                Err(e) => return Err(e),
             }
-            Some(s @ TransactionStatus::Succeeded) => PayOutPoll::Settled(s),
-            None | Some(TransactionStatus::Created) if checks >= max => {
-                tracing::error!(
-                    id,
-                    checks,
-                    "pay-out {id} is still not settled; no longer followed"
-                );
-                PayOutPoll::GaveUp { checks }
-            }
-            None | Some(TransactionStatus::Created) => PayOutPoll::Again {
-                after: policy.next_check(Utc::now()),
-                checks,
-            },
-            Some(other) => PayOutPoll::Settled(other),
-        })
+        }
+        Ok(ran)
     }
 
     /// The pay-outs debiting the wallet `wallet_id` (local id), oldest first.
@@ -290,66 +302,6 @@ impl MangopayPayOut {
 }
 
 crate::models::resource_methods!(MangopayPayOut, "pay-out");
-
-/// When a pay-out still `CREATED` is checked again, and for how long.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PayOutPolling {
-    /// `None`: the next weekday at the same time of day, as django-mangopay did (Friday,
-    /// Saturday and Sunday go to Monday; UTC, no holiday calendar). `Some(d)`: after `d`.
-    pub every: Option<std::time::Duration>,
-    /// After this many checks of a pay-out still `CREATED`, it is no longer followed: the
-    /// row's `last_error` says so and the job reports it.
-    pub max_checks: i32,
-}
-
-impl Default for PayOutPolling {
-    /// The next weekday, at most 10 checks (two working weeks).
-    fn default() -> Self {
-        PayOutPolling {
-            every: None,
-            max_checks: 10,
-        }
-    }
-}
-
-impl PayOutPolling {
-    /// When to check again after `now`.
-    pub fn next_check(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        match self.every {
-            Some(d) => now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX),
-            None => next_weekday(now),
-        }
-    }
-}
-
-/// The next weekday after `now`, same time of day: Monday to Thursday go to the next day,
-/// Friday, Saturday and Sunday to Monday.
-pub fn next_weekday(now: DateTime<Utc>) -> DateTime<Utc> {
-    let mut next = now + chrono::Duration::days(1);
-    while matches!(next.weekday(), Weekday::Sat | Weekday::Sun) {
-        next += chrono::Duration::days(1);
-    }
-    next
-}
-
-/// What a status check found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PayOutPoll {
-    /// Settled: `SUCCEEDED` (the hook has run, if one is registered) or `FAILED`.
-    Settled(TransactionStatus),
-    /// Still `CREATED`: check again at `after`.
-    Again {
-        /// When.
-        after: DateTime<Utc>,
-        /// Checks so far.
-        checks: i32,
-    },
-    /// Still `CREATED` after the last check allowed: no longer followed.
-    GaveUp {
-        /// Checks made.
-        checks: i32,
-    },
-}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = pay_outs)]
@@ -377,6 +329,7 @@ struct PayOutRow {
     mangopay_created_at: Option<NaiveDateTime>,
     status_checks: i32,
     status_checked_at: Option<NaiveDateTime>,
+    follow_at: Option<NaiveDateTime>,
     succeeded_hook_at: Option<NaiveDateTime>,
 }
 
@@ -503,6 +456,7 @@ impl Resource for MangopayPayOut {
                     fallback_reason_message: r.fallback_reason_message,
                     status_checks: r.status_checks,
                     status_checked_at: utc(r.status_checked_at),
+                    next_check_at: utc(r.follow_at),
                     succeeded_hook_at: utc(r.succeeded_hook_at),
                 },
                 parents: Parents::default(),
@@ -586,6 +540,13 @@ impl Resource for MangopayPayOut {
         scope: Scope,
     ) -> QueryResult<()> {
         let f = FactsFromApi::read(p);
+        if follow::is_stale::<Self>(conn, id, f.status.clone().flatten().as_deref())? {
+            tracing::info!(
+                id,
+                "an older answer (still CREATED) is not recorded over a settled pay-out"
+            );
+            return Ok(());
+        }
         let fallback = p.get("FallbackReason");
         let changes = PayOutFromApi {
             mode_applied: read::text(p, "ModeApplied"),
@@ -616,31 +577,16 @@ impl Resource for MangopayPayOut {
             .map(drop)
     }
 
+    fn after_failed_hook(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+        follow::owe_check_now(conn, PAY_OUTS, id)
+    }
+
     fn after_apply(&self, conn: &mut AnyConnection, id: i64, hooks: &Hooks) -> Result<(), Error> {
+        follow::after_answer::<Self>(conn, id)?;
         let Some(hook) = hooks.pay_out_succeeded() else {
             return Ok(());
         };
-        // Marked and run in one transaction: a second worker recording the same answer waits
-        // for this one's commit and then finds the mark.
-        let marked = diesel::update(
-            pay_outs::table
-                .find(id)
-                .filter(pay_outs::status.eq("SUCCEEDED"))
-                .filter(pay_outs::succeeded_hook_at.is_null()),
-        )
-        .set(pay_outs::succeeded_hook_at.eq(Some(crate::sync::now())))
-        .execute(conn)?;
-        if marked == 0 {
-            return Ok(());
-        }
-        let recorded = crate::sync::load_model::<Self>(conn, id)?;
-        tracing::info!(id, "running the pay-out-succeeded hook");
-        hook(conn, &recorded).map_err(|e| Error::Hook {
-            model: Self::MODEL,
-            id,
-            hook: "pay-out-succeeded",
-            message: e.to_string(),
-        })
+        run_succeeded_hook(conn, id, hook).map(drop)
     }
 
     fn create_request(&self, tag: Option<&str>) -> Result<ApiRequest, Error> {
@@ -707,37 +653,46 @@ impl Resource for MangopayPayOut {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    #[test]
-    fn the_next_weekday_skips_the_weekend() {
-        // 2026-11-16 is a Monday.
-        let at = |day: u32| Utc.with_ymd_and_hms(2026, 11, day, 14, 30, 0).unwrap();
-        let cases = [
-            (16, 17), // Monday → Tuesday
-            (17, 18), // Tuesday → Wednesday
-            (18, 19), // Wednesday → Thursday
-            (19, 20), // Thursday → Friday
-            (20, 23), // Friday → Monday
-            (21, 23), // Saturday → Monday
-            (22, 23), // Sunday → Monday
-        ];
-        for (from, to) in cases {
-            assert_eq!(next_weekday(at(from)), at(to), "from the {from}th");
-            assert!(next_weekday(at(from)).weekday().num_days_from_monday() < 5);
-        }
-        let polling = PayOutPolling {
-            every: Some(std::time::Duration::from_secs(2)),
-            max_checks: 3,
-        };
-        assert_eq!(
-            polling.next_check(at(20)),
-            at(20) + chrono::Duration::seconds(2)
-        );
-        assert_eq!(PayOutPolling::default().next_check(at(20)), at(23));
+impl Followed for MangopayPayOut {
+    type Status = TransactionStatus;
+    const WHAT: &'static str = "pay-out";
+    const WAITING: &'static str = "CREATED";
+    fn status(raw: &str) -> TransactionStatus {
+        TransactionStatus::from_api(raw)
     }
+    fn failed(status: &TransactionStatus) -> bool {
+        *status == TransactionStatus::Failed
+    }
+}
+
+/// Marks the pay-out-succeeded hook of row `id` as run and runs it, in the caller's
+/// transaction, if the row is `SUCCEEDED` and the hook has not run: a second writer waits for
+/// the first one's commit and then finds the mark. Returns whether it ran.
+fn run_succeeded_hook(
+    conn: &mut AnyConnection,
+    id: i64,
+    hook: &crate::hooks::PayOutHookFn,
+) -> Result<bool, Error> {
+    // Marked and run in one transaction: a second worker recording the same answer waits
+    // for this one's commit and then finds the mark.
+    let marked = diesel::update(
+        pay_outs::table
+            .find(id)
+            .filter(pay_outs::status.eq("SUCCEEDED"))
+            .filter(pay_outs::succeeded_hook_at.is_null()),
+    )
+    .set(pay_outs::succeeded_hook_at.eq(Some(crate::sync::now())))
+    .execute(conn)?;
+    if marked == 0 {
+        return Ok(false);
+    }
+    let recorded = crate::sync::load_model::<MangopayPayOut>(conn, id)?;
+    tracing::info!(id, "running the pay-out-succeeded hook");
+    hook(conn, &recorded).map_err(|e| Error::Hook {
+        model: <MangopayPayOut as Resource>::MODEL,
+        id,
+        hook: "pay-out-succeeded",
+        message: e.to_string(),
+    })?;
+    Ok(true)
 }

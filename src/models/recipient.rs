@@ -20,8 +20,10 @@ use super::parent::{self, Parent};
 use super::types::{Address, AddressColumns, RecipientStatus, UserCategory, read};
 use super::user::validate_tag;
 use crate::db::{AnyConnection, MultiBackend};
+use crate::hooks::Hooks;
 use crate::schema::{mangopay_recipients as recipients, mangopay_users};
 use crate::sync::body::CreateBody;
+use crate::sync::follow::{self, Followed, Poll, Polling};
 use crate::sync::{ApiRequest, Listing, Resource, Scope, SyncInfo, SyncTable, UpdateRequest};
 use crate::validate::{self, CountryCode, CurrencyCode, FieldErrorKind, ValidationErrors};
 use crate::{Db, Error, IdempotencyKey, MangopayClient};
@@ -279,6 +281,9 @@ pub struct RecipientFacts {
     pub status_checks: i32,
     /// When it was last checked so.
     pub status_checked_at: Option<DateTime<Utc>>,
+    /// When the worker checks it next, while it is followed (see
+    /// [`crate::sync::follow`]); `None` once settled or no longer followed.
+    pub next_check_at: Option<DateTime<Utc>>,
 }
 
 impl fmt::Debug for MangopayRecipient {
@@ -617,28 +622,16 @@ impl MangopayRecipient {
         result
     }
 
-    /// Follows the recipient `id` one step: reads it from Mangopay (`GET /recipients/{Id}`),
-    /// counts the check, and returns its status (`PENDING` until its user's SCA, then
-    /// `ACTIVE` or `CANCELED`).
+    /// Checks the recipient `id` once (see [`crate::sync::follow`]): reads it from Mangopay
+    /// (`GET /recipients/{Id}`), counts the check, and says what comes next under `policy`:
+    /// `PENDING` until its user's SCA, then `ACTIVE` or `CANCELED`.
     pub async fn poll_status(
         db: &Db,
         client: &MangopayClient,
         id: i64,
-    ) -> Result<Option<RecipientStatus>, Error> {
-        crate::sync::refresh_by_id::<Self>(db, client, id).await?;
-        let status = db
-            .write(move |conn| {
-                diesel::update(recipients::table.find(id))
-                    .set((
-                        recipients::status_checks.eq(recipients::status_checks + 1),
-                        recipients::status_checked_at.eq(Some(crate::sync::now())),
-                    ))
-                    .returning(recipients::status)
-                    .get_result::<Option<String>>(conn)
-                    .map_err(Error::from)
-            })
-            .await?;
-        Ok(status.as_deref().map(RecipientStatus::from_api))
+        policy: &Polling,
+    ) -> Result<Poll<RecipientStatus>, Error> {
+        follow::poll::<Self>(db, client, id, policy).await
     }
 
     /// The recipients of the user `user_id` (local id), oldest first.
@@ -808,6 +801,7 @@ struct RecipientRow {
     pending_redirect_url: Option<String>,
     status_checks: i32,
     status_checked_at: Option<NaiveDateTime>,
+    follow_at: Option<NaiveDateTime>,
     tag: Option<String>,
     mangopay_created_at: Option<NaiveDateTime>,
 }
@@ -913,6 +907,7 @@ impl RecipientRow {
                 mangopay_created_at: utc(self.mangopay_created_at),
                 status_checks: self.status_checks,
                 status_checked_at: utc(self.status_checked_at),
+                next_check_at: utc(self.follow_at),
             },
             owner: Parent::default(),
             owner_category: None,
@@ -1034,6 +1029,10 @@ impl Resource for MangopayRecipient {
             .map(drop)
     }
 
+    fn after_apply(&self, conn: &mut AnyConnection, id: i64, _hooks: &Hooks) -> Result<(), Error> {
+        follow::after_answer::<Self>(conn, id).map_err(Error::from)
+    }
+
     fn apply_api_data(
         &self,
         conn: &mut AnyConnection,
@@ -1043,6 +1042,13 @@ impl Resource for MangopayRecipient {
     ) -> QueryResult<()> {
         let status = read::text(p, "Status")
             .map(|s| s.map(|s| RecipientStatus::from_api(&s).as_str().to_owned()));
+        if follow::is_stale::<Self>(conn, id, status.clone().flatten().as_deref())? {
+            tracing::info!(
+                id,
+                "an older answer (still PENDING) is not recorded over a settled recipient"
+            );
+            return Ok(());
+        }
         let pending = status.as_ref().map(|s| s.as_deref() == Some("PENDING"));
         let redirect = p
             .get("PendingUserAction")
@@ -1140,6 +1146,18 @@ impl Resource for MangopayRecipient {
             Some(m) => Err(format!("it is paid by {m}, not {method}")),
             None => Err("it is not a recipient".into()),
         }
+    }
+}
+
+impl Followed for MangopayRecipient {
+    type Status = RecipientStatus;
+    const WHAT: &'static str = "recipient";
+    const WAITING: &'static str = "PENDING";
+    fn status(raw: &str) -> RecipientStatus {
+        RecipientStatus::from_api(raw)
+    }
+    fn failed(status: &RecipientStatus) -> bool {
+        *status == RecipientStatus::Canceled
     }
 }
 

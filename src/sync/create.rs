@@ -650,9 +650,10 @@ pub(crate) fn apply_or_note<R: Resource>(
         Ok(()) => Ok(None),
         Err(error @ Error::Hook { .. }) => {
             tracing::error!(model = R::MODEL, id, %error, "a hook failed; the state it reacts to is not recorded");
+            model.after_failed_hook(conn, id)?;
             let note = super::note(
                 "hook_failed",
-                format!("{error}; it runs again at the next poll"),
+                format!("{error}; it runs again at the next status check"),
             );
             store::note_error(conn, R::TABLE, id, &note, at)?;
             Ok(Some(error))

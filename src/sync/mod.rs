@@ -109,6 +109,7 @@
 
 pub mod body;
 mod create;
+pub mod follow;
 mod outcome;
 mod reconcile;
 mod resource;
@@ -123,6 +124,7 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 use serde_json::Value;
 
+pub use self::follow::{Followed, Poll, Polling, next_weekday};
 pub(crate) use self::resource::row_accessors;
 pub use self::resource::{ApiRequest, Listing, Resource, Scope, UpdateRequest};
 pub use self::state::{SyncInfo, SyncState, UnknownSyncState};
@@ -470,20 +472,22 @@ pub async fn release_key<R: Resource>(
     reload_after(model, db, result).await
 }
 
-/// Holds row `id`'s lease for `lease` until `until` (a job waiting for its retry); `false`
-/// when another holder has it.
-pub async fn hold_until(
+/// Hands row `id`'s lease from `from` (a job that ran) to `to` (a reservation for the job it
+/// enqueues next) until `until` from now, in one statement, so no sweep can take the row in
+/// between; also takes a free, expired or reserved lease. `false` when another holder has it.
+pub async fn hand_over(
     db: &Db,
     table: SyncTable,
     id: i64,
-    lease: &Lease,
+    from: &Lease,
+    to: &Lease,
     until: Duration,
 ) -> Result<bool, Error> {
-    let owner = lease.owner().to_owned();
+    let (from, to) = (from.owner().to_owned(), to.owner().to_owned());
     let until = chrono::Duration::from_std(until).unwrap_or(chrono::Duration::MAX);
     db.write(move |conn| {
         let at = now();
-        store::hold_lease(conn, table, id, &owner, at + until, at).map_err(Error::from)
+        store::hand_over(conn, table, id, &from, &to, at + until, at).map_err(Error::from)
     })
     .await
 }

@@ -140,6 +140,14 @@ pub trait Resource: Sized + Clone + Send + Sync + 'static {
         Ok(())
     }
 
+    /// After a hook failed and the answer's fields were undone with it: makes sure the row is
+    /// looked at again (a followed resource owes a status check now), whatever wrote the
+    /// answer (a create, a reconciliation, an operator's adoption, a refresh).
+    fn after_failed_hook(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+        let _ = (conn, id);
+        Ok(())
+    }
+
     /// The path that views the object `mangopay_id`.
     fn view_path(&self, mangopay_id: &str) -> String;
     /// Where objects of this resource can be listed to find one by its tag.

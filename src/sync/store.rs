@@ -52,7 +52,7 @@ impl SyncTable {
 pub const RESERVATION_PREFIX: &str = "reserved-";
 
 /// `text` with its placeholders in the connection's dialect.
-fn query(conn: &AnyConnection, text: String) -> SqlQuery {
+pub(super) fn query(conn: &AnyConnection, text: String) -> SqlQuery {
     match conn {
         AnyConnection::Pg(_) => diesel::sql_query(text),
         AnyConnection::Sqlite(_) => diesel::sql_query(text.replace('$', "?")),
@@ -61,7 +61,7 @@ fn query(conn: &AnyConnection, text: String) -> SqlQuery {
 
 /// The condition under which the holder `$me` may take a row's lease at `$now`: the lease is
 /// free, expired, already `$me`'s, or a sweep's reservation.
-fn takeable(now: &str, me: &str) -> String {
+pub(super) fn takeable(now: &str, me: &str) -> String {
     format!(
         "(lease_until IS NULL OR lease_until < {now} OR lease_owner = {me} \
          OR lease_owner LIKE '{RESERVATION_PREFIX}%')"
@@ -643,6 +643,34 @@ pub(crate) fn hold_lease(
     .bind::<Timestamp, _>(until)
     .bind::<BigInt, _>(id)
     .bind::<Timestamp, _>(now)
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Gives the row's lease to `to` until `until` if `from` holds it or `to` may take it.
+pub(crate) fn hand_over(
+    conn: &mut AnyConnection,
+    t: SyncTable,
+    id: i64,
+    from: &str,
+    to: &str,
+    until: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    query(
+        conn,
+        format!(
+            "UPDATE {} SET lease_owner = $1, lease_until = $2 \
+             WHERE id = $3 AND (lease_owner = $5 OR {takeable})",
+            t.0,
+            takeable = takeable("$4", "$1"),
+        ),
+    )
+    .bind::<Text, _>(to)
+    .bind::<Timestamp, _>(until)
+    .bind::<BigInt, _>(id)
+    .bind::<Timestamp, _>(now)
+    .bind::<Text, _>(from)
     .execute(conn)
     .map(|n| n == 1)
 }

@@ -56,15 +56,16 @@ fn migrate_round_trip(database: &TestDatabase) {
 
     assert!(stdout(&run).contains("applied 20261121000002"));
     assert!(stdout(&run).contains("applied 20261121000003"));
+    assert!(stdout(&run).contains("applied 20261121000004"));
 
     let revert = cli(&["migrate", "revert", "--database-url", &url]);
     assert!(
-        revert.status.success() && stdout(&revert).contains("reverted 20261121000003"),
+        revert.status.success() && stdout(&revert).contains("reverted 20261121000004"),
         "{revert:?}"
     );
     let list = cli(&["migrate", "list", "--database-url", &url]);
-    assert!(stdout(&list).contains("[X] 2026-11-21-000002_sync_core"));
-    assert!(stdout(&list).contains("[ ] 2026-11-21-000003_money_out"));
+    assert!(stdout(&list).contains("[X] 2026-11-21-000003_money_out"));
+    assert!(stdout(&list).contains("[ ] 2026-11-21-000004_follow_status"));
 }
 
 #[test]

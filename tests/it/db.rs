@@ -58,6 +58,13 @@ both_backends!(migrations_list_revert_and_reapply, |env: Env| async move {
     let reverted = migrations::revert_last(&mut conn).unwrap();
     assert!(listed.last().unwrap().name.starts_with(&reverted[..4]));
     assert!(!migrations::list(&mut conn).unwrap().last().unwrap().applied);
+    let follow_gone =
+        diesel::sql_query("SELECT follow_at FROM mangopay_pay_outs").execute(&mut *conn);
+    assert!(
+        follow_gone.is_err(),
+        "the revert dropped the follow columns"
+    );
+    migrations::revert_last(&mut conn).unwrap();
     let money_gone = diesel::sql_query("SELECT id FROM mangopay_pay_outs").execute(&mut *conn);
     assert!(money_gone.is_err(), "the revert dropped the money tables");
     migrations::revert_last(&mut conn).unwrap();
@@ -68,7 +75,7 @@ both_backends!(migrations_list_revert_and_reapply, |env: Env| async move {
     migrations::revert_last(&mut conn).unwrap();
     let table_gone = mangopay_users::table.count().get_result::<i64>(&mut *conn);
     assert!(table_gone.is_err(), "the second revert dropped the tables");
-    assert_eq!(migrations::run_pending(&mut conn).unwrap().len(), 3);
+    assert_eq!(migrations::run_pending(&mut conn).unwrap().len(), 4);
     assert!(
         migrations::list(&mut conn)
             .unwrap()

@@ -2,47 +2,12 @@
 //! refusals kept on the row, and bad input refused before anything is sent.
 
 use diesel_mangopay::{
-    CurrencyCode, Error, MangopayNaturalUser, MangopayTransfer, MangopayWallet, Money, SyncState,
-    TransactionStatus,
+    Error, MangopayTransfer, MangopayWallet, Money, SyncState, TransactionStatus,
 };
 
 use crate::both_backends;
+use crate::support::money::{created_user, created_wallet, eur, requests_to, sandbox_balance};
 use crate::support::{Env, natural_owner};
-
-pub(crate) fn eur(amount: i64) -> Money {
-    Money::new(amount, "EUR".parse::<CurrencyCode>().unwrap())
-}
-
-/// A natural OWNER user created at Mangopay.
-pub(crate) async fn created_user(env: &Env, email: &str) -> MangopayNaturalUser {
-    let mut user = natural_owner();
-    user.email = email.to_owned();
-    user.create(&env.db, &env.client).await.unwrap();
-    user
-}
-
-/// A wallet of `owner` created at Mangopay.
-pub(crate) async fn created_wallet(env: &Env, owner: i64, currency: &str) -> MangopayWallet {
-    let mut wallet = MangopayWallet::new(owner, currency, "main wallet").unwrap();
-    wallet.create(&env.db, &env.client).await.unwrap();
-    wallet
-}
-
-/// The number of requests the sandbox received whose path contains `part`.
-pub(crate) fn requests_to(env: &Env, method: &str, part: &str) -> usize {
-    env.sandbox()
-        .request_log()
-        .iter()
-        .filter(|r| r.method == method && r.path.contains(part))
-        .count()
-}
-
-/// The balance Mangopay holds for the wallet.
-pub(crate) fn sandbox_balance(env: &Env, wallet: &MangopayWallet) -> i64 {
-    env.sandbox().wallet(wallet.mangopay_id().unwrap()).unwrap()["Balance"]["Amount"]
-        .as_i64()
-        .unwrap()
-}
 
 both_backends!(
     wallets_are_created_updated_and_their_balance_recorded,

@@ -8,13 +8,14 @@ use diesel_mangopay::models::{
 };
 use diesel_mangopay::{
     Address, ApiError, CurrencyCode, Error, MangopayBankAccount, MangopayNaturalUser,
-    MangopayRecipient, SyncState, UserCategory,
+    MangopayRecipient, Poll, Polling, SyncState, UserCategory,
 };
 use diesel_mangopay_sandbox::RecipientStatus as ScaOutcome;
 use diesel_mangopay_sandbox::{AnswerLoss, LookupFailure};
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::support::money::{alex_holder, gbp_details, gbp_recipient, london};
 use crate::support::{Env, natural_owner};
 
 /// An OWNER created at Mangopay; returns its local id.
@@ -41,10 +42,6 @@ fn paris() -> Address {
     Address::new("3 rue de la Cité", "Paris", "75004", "FR")
         .unwrap()
         .with_line2("Appartement 7")
-}
-
-fn london() -> Address {
-    Address::new("10 Kingsway", "London", "WC2B 6LH", "GB").unwrap()
 }
 
 fn iban_details() -> BankAccountDetails {
@@ -467,30 +464,6 @@ both_backends!(
     }
 );
 
-fn alex_holder() -> RecipientHolder {
-    RecipientHolder::Individual {
-        first_name: "Alex".into(),
-        last_name: "Smith".into(),
-        address: london(),
-    }
-}
-
-fn gbp_details() -> Value {
-    json!({"GBP": {"SortCode": "200000", "AccountNumber": "55779911"}})
-}
-
-fn gbp_recipient(user_id: i64) -> MangopayRecipient {
-    MangopayRecipient::new(
-        user_id,
-        "Alex Smith GBP account",
-        alex_holder(),
-        "GBP",
-        PayoutMethodType::LocalBankTransfer,
-        gbp_details(),
-    )
-    .unwrap()
-}
-
 fn eur_business_recipient(user_id: i64) -> MangopayRecipient {
     MangopayRecipient::new(
         user_id,
@@ -591,10 +564,15 @@ both_backends!(
         env.sandbox()
             .set_recipient_status(abandoned.mangopay_id().unwrap(), ScaOutcome::Canceled)
             .unwrap();
-        let status = MangopayRecipient::poll_status(&env.db, &env.client, abandoned_id)
-            .await
-            .unwrap();
-        assert_eq!(status, Some(RecipientStatus::Canceled));
+        let status = MangopayRecipient::poll_status(
+            &env.db,
+            &env.client,
+            abandoned_id,
+            &Polling::recipients(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, Poll::Settled(RecipientStatus::Canceled));
         let mut abandoned = MangopayRecipient::get(&env.db, abandoned_id).await.unwrap();
         assert_eq!(abandoned.facts().status_checks, 1);
         assert!(abandoned.facts().status_checked_at.is_some());

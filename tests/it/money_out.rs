@@ -5,67 +5,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use diesel::RunQueryDsl;
-use diesel_mangopay::models::{BankAccountDetails, PayOutPoll, PayOutPolling};
+use diesel_mangopay::db::migrations;
 use diesel_mangopay::{
-    Db, Error, Hooks, MangopayBankAccount, MangopayPayOut, MangopayTransfer, MangopayWallet,
-    PayOutDestination, PayoutMode, TransactionStatus,
+    Db, Error, MangopayPayOut, MangopayTransfer, MangopayWallet, PayOutDestination, PayoutMode,
+    TransactionStatus,
 };
+use diesel_mangopay::{Poll, Polling};
 use diesel_mangopay_sandbox::PayoutOutcome;
 
 use crate::both_backends;
-use crate::money::{created_user, created_wallet, eur, requests_to, sandbox_balance};
-use crate::support::{Env, natural_owner};
+use crate::support::Env;
+use crate::support::money::{
+    counting_hook, created_account, created_user, created_wallet, eur, funded, requests_to,
+    sandbox_balance,
+};
 
-/// An IBAN bank account of `user` created at Mangopay.
-async fn created_account(env: &Env, user: i64) -> MangopayBankAccount {
-    let mut account = MangopayBankAccount::new(
-        user,
-        BankAccountDetails::Iban {
-            iban: "FR76 3000 6000 0112 3456 7890 189".into(),
-            bic: None,
-        },
-        "Alex Smith",
-        natural_owner().address.unwrap(),
-    )
-    .unwrap();
-    account.create(&env.db, &env.client).await.unwrap();
-    account
-}
-
-/// A user with a wallet holding `funds` and a bank account, all created at Mangopay.
-async fn funded(env: &Env, email: &str, funds: i64) -> (i64, MangopayWallet, MangopayBankAccount) {
-    let user = created_user(env, email).await;
-    let wallet = created_wallet(env, user.id.unwrap(), "EUR").await;
-    env.sandbox()
-        .credit_wallet(wallet.mangopay_id().unwrap(), funds)
-        .unwrap();
-    let account = created_account(env, user.id.unwrap()).await;
-    (user.id.unwrap(), wallet, account)
-}
-
-fn every_second(max_checks: i32) -> PayOutPolling {
-    PayOutPolling {
+fn every_second(max_checks: i32) -> Polling {
+    Polling {
         every: Some(Duration::from_secs(1)),
         max_checks,
     }
-}
-
-/// A hook that counts its runs, writes the wallet's description through the hook's
-/// connection, and fails its first `failures` runs after writing.
-fn counting_hook(runs: Arc<AtomicUsize>, failures: usize) -> Hooks {
-    Hooks::new().on_pay_out_succeeded(move |conn, pay_out| {
-        let run = runs.fetch_add(1, Ordering::SeqCst);
-        diesel::sql_query(format!(
-            "UPDATE mangopay_wallets SET description = 'paid out {}' WHERE id = {}",
-            pay_out.debited_funds.amount, pay_out.debited_wallet_id
-        ))
-        .execute(conn)?;
-        if run < failures {
-            return Err("the application's hook failed".into());
-        }
-        Ok(())
-    })
 }
 
 both_backends!(
@@ -101,10 +60,7 @@ both_backends!(
         let poll = MangopayPayOut::poll_status(&db, &env.client, id, &polling)
             .await
             .unwrap();
-        assert!(
-            matches!(poll, PayOutPoll::Again { checks: 1, .. }),
-            "{poll:?}"
-        );
+        assert!(matches!(poll, Poll::Again { checks: 1, .. }), "{poll:?}");
         assert_eq!(runs.load(Ordering::SeqCst), 0);
 
         env.sandbox()
@@ -133,7 +89,7 @@ both_backends!(
         let poll = MangopayPayOut::poll_status(&db, &env.client, id, &polling)
             .await
             .unwrap();
-        assert_eq!(poll, PayOutPoll::Settled(TransactionStatus::Succeeded));
+        assert_eq!(poll, Poll::Settled(TransactionStatus::Succeeded));
         assert_eq!(
             runs.load(Ordering::SeqCst),
             2,
@@ -183,10 +139,7 @@ both_backends!(
             MangopayPayOut::poll_status(&db, &env.client, id, &polling),
         );
         for poll in [a, b, c] {
-            assert_eq!(
-                poll.unwrap(),
-                PayOutPoll::Settled(TransactionStatus::Succeeded)
-            );
+            assert_eq!(poll.unwrap(), Poll::Settled(TransactionStatus::Succeeded));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1);
     }
@@ -294,11 +247,11 @@ both_backends!(
         let first = MangopayPayOut::poll_status(&env.db, &env.client, id, &polling)
             .await
             .unwrap();
-        assert!(matches!(first, PayOutPoll::Again { checks: 1, .. }));
+        assert!(matches!(first, Poll::Again { checks: 1, .. }));
         let last = MangopayPayOut::poll_status(&env.db, &env.client, id, &polling)
             .await
             .unwrap();
-        assert_eq!(last, PayOutPoll::GaveUp { checks: 2 });
+        assert_eq!(last, Poll::GaveUp { checks: 2 });
         let stored = MangopayPayOut::get(&env.db, id).await.unwrap();
         assert_eq!(stored.facts().status_checks, 2);
         let note = stored.sync().last_error.clone().unwrap();
@@ -400,5 +353,80 @@ both_backends!(
             "{err}"
         );
         assert_eq!(requests_to(&env, "POST", "/payouts"), 0, "nothing was sent");
+    }
+);
+
+/// A pay-out of 10.00 EUR from a funded wallet to a bank account, created at Mangopay.
+async fn created_pay_out(env: &Env, email: &str) -> MangopayPayOut {
+    let (user, wallet, account) = funded(env, email, 10_000).await;
+    let mut pay_out = MangopayPayOut::new(
+        user,
+        wallet.id.unwrap(),
+        PayOutDestination::BankAccount(account.id.unwrap()),
+        eur(1_000),
+        eur(0),
+    )
+    .unwrap();
+    pay_out.create(&env.db, &env.client).await.unwrap();
+    pay_out
+}
+
+both_backends!(
+    an_older_answer_never_takes_a_settled_pay_out_back_to_created,
+    |env: Env| async move {
+        let pay_out = created_pay_out(&env, "stale@example.com").await;
+        let id = pay_out.id.unwrap();
+        let polling = every_second(10);
+        MangopayPayOut::poll_status(&env.db, &env.client, id, &polling)
+            .await
+            .unwrap();
+
+        // A refresh reads CREATED, and its answer is slow to come back; meanwhile the pay-out
+        // settles and a poll records SUCCEEDED.
+        env.sandbox()
+            .knobs()
+            .set_latency(Duration::from_millis(1_500));
+        let (db, client) = (env.db.clone(), env.client.clone());
+        let mut stale = pay_out.clone();
+        let slow = tokio::spawn(async move { stale.refresh(&db, &client).await });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        env.sandbox().knobs().set_latency(Duration::ZERO);
+        env.sandbox()
+            .settle_payout(pay_out.mangopay_id().unwrap(), PayoutOutcome::Succeeded)
+            .unwrap();
+        let poll = MangopayPayOut::poll_status(&env.db, &env.client, id, &polling)
+            .await
+            .unwrap();
+        assert_eq!(poll, Poll::Settled(TransactionStatus::Succeeded));
+        slow.await.unwrap().unwrap();
+
+        let stored = MangopayPayOut::get(&env.db, id).await.unwrap();
+        assert_eq!(stored.status(), Some(&TransactionStatus::Succeeded));
+        assert!(stored.facts().transaction.execution_date.is_some());
+        assert_eq!(stored.facts().next_check_at, None);
+    }
+);
+
+both_backends!(
+    pay_outs_waiting_before_the_follow_migration_owe_a_check_after_it,
+    |env: Env| async move {
+        let pay_out = created_pay_out(&env, "older@example.com").await;
+        let id = pay_out.id.unwrap();
+        MangopayPayOut::poll_status(&env.db, &env.client, id, &every_second(10))
+            .await
+            .unwrap();
+        // The row as an earlier version of the library left it: no follow column.
+        let mut conn = env.db.get().unwrap();
+        let reverted = migrations::revert_last(&mut conn).unwrap();
+        assert_eq!(reverted, "20261121000004", "the follow migration");
+        migrations::run_pending(&mut conn).unwrap();
+        drop(conn);
+        let migrated = MangopayPayOut::get(&env.db, id).await.unwrap();
+        let due = migrated.facts().next_check_at.expect("a check is owed");
+        let late = chrono::Utc::now() - due;
+        assert!(
+            late >= chrono::Duration::zero() && late < chrono::Duration::minutes(5),
+            "owed now, in UTC: {due}"
+        );
     }
 );

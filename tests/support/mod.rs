@@ -3,6 +3,8 @@
 //! its own part of them.
 #![allow(dead_code)]
 
+pub mod money;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -83,3 +83,289 @@ both_backends!(
         );
     }
 );
+
+/// The same crash during the creation of money movements: a worker killed (SIGKILL) after
+/// Mangopay created a transfer or a pay-out and before the database commit. The restarted
+/// worker finishes the create with the same idempotency key: exactly one transfer or pay-out
+/// exists for the row, the money moved once, and the balances Mangopay and the database hold
+/// agree.
+mod money {
+    use std::time::Duration;
+
+    use diesel_mangopay::sync::{self, Resource};
+    use diesel_mangopay::{
+        MangopayPayOut, MangopayTransfer, MangopayWallet, PayOutDestination, SyncState,
+        TransactionStatus,
+    };
+    use diesel_mangopay_jobs::{
+        CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_TRANSFER, CREATE_MANGOPAY_WALLET, Job, JobQueue,
+    };
+    use diesel_mangopay_sandbox::Sandbox;
+    use serde_json::Value;
+
+    use crate::both_backends;
+    use crate::process::spawn_worker;
+    use crate::support::money::{created_account, created_user, created_wallet, eur};
+    use crate::support::{Env, Process, eventually};
+
+    /// Waits until row `id` of `R` is synced (at most `timeout`), and returns it.
+    async fn until_synced<R: Resource>(env: &Env, id: i64, timeout: Duration) -> R {
+        let db = env.db.clone();
+        eventually(&format!("{} {id} to be synced", R::MODEL), timeout, || {
+            let db = db.clone();
+            async move { sync::get::<R>(&db, id).await.unwrap().sync().state == SyncState::Synced }
+        })
+        .await;
+        sync::get::<R>(&env.db, id).await.unwrap()
+    }
+
+    /// A wallet of `owner` created by `worker` (so the worker holds its token before Mangopay
+    /// turns slow).
+    async fn wallet_created_by_the_worker(
+        env: &Env,
+        queue: &JobQueue,
+        owner: i64,
+    ) -> MangopayWallet {
+        let mut wallet = MangopayWallet::new(owner, "EUR", "created by the worker").unwrap();
+        wallet.save(&env.db).await.unwrap();
+        let id = wallet.id.unwrap();
+        queue
+            .enqueue(Job::new(CREATE_MANGOPAY_WALLET, id))
+            .await
+            .unwrap();
+        until_synced::<MangopayWallet>(env, id, Duration::from_secs(30)).await
+    }
+
+    /// Enqueues `job` for row `id` of `R` while Mangopay answers slowly, SIGKILLs `worker` once
+    /// `at_mangopay` (the objects of that kind the sandbox holds) says Mangopay created it, and
+    /// returns the create idempotency key committed on the row, which is still pending.
+    async fn kill_while_creating<R: Resource>(
+        env: &Env,
+        queue: &JobQueue,
+        mut worker: Process,
+        job: &str,
+        id: i64,
+        at_mangopay: fn(&Sandbox) -> usize,
+    ) -> String {
+        let before = at_mangopay(env.sandbox());
+        env.sandbox().knobs().set_latency(Duration::from_secs(120));
+        queue.enqueue(Job::new(job, id)).await.unwrap();
+        let sandbox = env.sandbox().clone();
+        eventually(
+            &format!("Mangopay to create the {}", R::MODEL),
+            Duration::from_secs(30),
+            || {
+                let sandbox = sandbox.clone();
+                async move { at_mangopay(&sandbox) > before }
+            },
+        )
+        .await;
+        worker.signal(libc::SIGKILL);
+        let status = worker.wait(Duration::from_secs(10)).await;
+        assert!(!status.success(), "killed: {status:?}");
+
+        // The kill landed between the POST and the commit: Mangopay has the object, the row
+        // does not.
+        let crashed = sync::get::<R>(&env.db, id).await.unwrap();
+        assert_eq!(crashed.sync().state, SyncState::Pending);
+        assert!(crashed.sync().mangopay_id.is_none());
+        crashed
+            .sync()
+            .create_idempotency_key
+            .clone()
+            .expect("the key was committed before the POST")
+    }
+
+    /// Restarts a worker on a sandbox answering at once, waits until row `id` of `R` is
+    /// synced, and checks it kept `key`, which the restart resent (409) and read back.
+    async fn restart_until_synced<R: Resource>(env: &Env, id: i64, key: &str) -> (R, Process) {
+        env.sandbox().knobs().set_latency(Duration::ZERO);
+        // The killed worker's lease on the row ends, or its task is handed to the new worker
+        // (same task, same lease token), whichever comes first.
+        let restarted = spawn_worker(env, &["--sweep-interval", "5"]);
+        let recovered = until_synced::<R>(env, id, Duration::from_secs(90)).await;
+        assert_eq!(
+            recovered.sync().create_idempotency_key.as_deref(),
+            Some(key)
+        );
+        let log = env.sandbox().request_log();
+        let resent: Vec<_> = log
+            .iter()
+            .filter(|r| r.method == "POST" && r.idempotency_key.as_deref() == Some(key))
+            .map(|r| r.status)
+            .collect();
+        assert!(resent.len() >= 2, "sent, then resent: {resent:?}");
+        assert_eq!(
+            resent.last(),
+            Some(&409),
+            "the restart resent the same key: {resent:?}"
+        );
+        assert!(
+            log.iter()
+                .any(|r| r.path.ends_with(&format!("/responses/{key}")) && r.status == 200),
+            "the restart read the key's first answer back"
+        );
+        (recovered, restarted)
+    }
+
+    /// The one object in `objects` made for row `id` by the create with `key` (the marker in
+    /// its `Tag`), among those debiting `wallet` (a Mangopay id): there must be exactly one
+    /// debit of the wallet, and it must be that object.
+    fn the_one_debiting(objects: Vec<Value>, wallet: &str, id: i64, key: &str) -> Value {
+        let debits: Vec<_> = objects
+            .into_iter()
+            .filter(|o| o["DebitedWalletId"] == wallet)
+            .collect();
+        assert_eq!(debits.len(), 1, "exactly one at Mangopay: {debits:#?}");
+        let object = debits.into_iter().next().unwrap();
+        assert_eq!(
+            object["Tag"].as_str(),
+            Some(format!("dm:{id}:{key}").as_str()),
+            "made by the row's create"
+        );
+        object
+    }
+
+    /// Checks that Mangopay holds `amount` in `wallet` and that the wallet's balance, read and
+    /// recorded through the library, says the same.
+    async fn assert_balance(env: &Env, wallet: &MangopayWallet, amount: i64) {
+        let mangopay_id = wallet.mangopay_id().unwrap();
+        let remote = env.sandbox().wallet(mangopay_id).unwrap();
+        assert_eq!(remote["Balance"]["Amount"], amount, "{remote}");
+        let mut stored = MangopayWallet::get(&env.db, wallet.id.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            stored.balance(&env.db, &env.client).await.unwrap(),
+            eur(amount)
+        );
+        let stored = MangopayWallet::get(&env.db, wallet.id.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(stored.facts().balance, Some(eur(amount)));
+    }
+
+    both_backends!(
+        sigkill_between_the_post_and_the_commit_creates_exactly_one_transfer,
+        |env: Env| async move {
+            let queue = JobQueue::connect(&env.database.url).await.unwrap();
+            let worker = spawn_worker(&env, &[]);
+            let alice = created_user(&env, "alice@example.com").await.id.unwrap();
+            let bob = created_user(&env, "bob@example.com").await.id.unwrap();
+            let from = created_wallet(&env, alice, "EUR").await;
+            env.sandbox()
+                .credit_wallet(from.mangopay_id().unwrap(), 10_000)
+                .unwrap();
+            let to = wallet_created_by_the_worker(&env, &queue, bob).await;
+
+            let mut transfer = MangopayTransfer::new(
+                alice,
+                from.id.unwrap(),
+                to.id.unwrap(),
+                eur(3_000),
+                eur(100),
+            )
+            .unwrap();
+            transfer.save(&env.db).await.unwrap();
+            let id = transfer.id.unwrap();
+            let key = kill_while_creating::<MangopayTransfer>(
+                &env,
+                &queue,
+                worker,
+                CREATE_MANGOPAY_TRANSFER,
+                id,
+                |sandbox| sandbox.transfers().len(),
+            )
+            .await;
+            // Mangopay moved the money already.
+            assert_eq!(
+                env.sandbox().wallet(from.mangopay_id().unwrap()).unwrap()["Balance"]["Amount"],
+                7_000
+            );
+
+            let (recovered, _restarted) =
+                restart_until_synced::<MangopayTransfer>(&env, id, &key).await;
+            let remote = the_one_debiting(
+                env.sandbox().transfers(),
+                from.mangopay_id().unwrap(),
+                id,
+                &key,
+            );
+            assert_eq!(env.sandbox().transfers().len(), 1);
+            assert_eq!(recovered.mangopay_id(), remote["Id"].as_str());
+            assert_eq!(remote["CreditedWalletId"], to.mangopay_id().unwrap());
+            assert_eq!(remote["DebitedFunds"]["Amount"], 3_000);
+            assert_eq!(recovered.facts().status, Some(TransactionStatus::Succeeded));
+            assert_eq!(recovered.facts().credited_funds, Some(eur(2_900)));
+
+            assert_balance(&env, &from, 10_000 - 3_000).await;
+            assert_balance(&env, &to, 3_000 - 100).await;
+        }
+    );
+
+    both_backends!(
+        sigkill_between_the_post_and_the_commit_creates_exactly_one_pay_out,
+        |env: Env| async move {
+            let queue = JobQueue::connect(&env.database.url).await.unwrap();
+            let worker = spawn_worker(&env, &[]);
+            let payee = created_user(&env, "payee@example.com").await.id.unwrap();
+            let account = created_account(&env, payee).await;
+            let wallet = wallet_created_by_the_worker(&env, &queue, payee).await;
+            env.sandbox()
+                .credit_wallet(wallet.mangopay_id().unwrap(), 10_000)
+                .unwrap();
+
+            let mut pay_out = MangopayPayOut::new(
+                payee,
+                wallet.id.unwrap(),
+                PayOutDestination::BankAccount(account.id.unwrap()),
+                eur(6_000),
+                eur(100),
+            )
+            .unwrap();
+            pay_out.save(&env.db).await.unwrap();
+            let id = pay_out.id.unwrap();
+            let key = kill_while_creating::<MangopayPayOut>(
+                &env,
+                &queue,
+                worker,
+                CREATE_MANGOPAY_PAY_OUT,
+                id,
+                |sandbox| sandbox.payouts().len(),
+            )
+            .await;
+            // Mangopay debited the wallet already.
+            assert_eq!(
+                env.sandbox().wallet(wallet.mangopay_id().unwrap()).unwrap()["Balance"]["Amount"],
+                4_000
+            );
+
+            let (recovered, _restarted) =
+                restart_until_synced::<MangopayPayOut>(&env, id, &key).await;
+            let remote = the_one_debiting(
+                env.sandbox().payouts(),
+                wallet.mangopay_id().unwrap(),
+                id,
+                &key,
+            );
+            assert_eq!(env.sandbox().payouts().len(), 1);
+            assert_eq!(recovered.mangopay_id(), remote["Id"].as_str());
+            assert_eq!(remote["BankAccountId"], account.mangopay_id().unwrap());
+            assert_eq!(remote["DebitedFunds"]["Amount"], 6_000);
+            assert!(
+                matches!(remote["Status"].as_str(), Some("CREATED" | "SUCCEEDED")),
+                "{remote}"
+            );
+            assert!(
+                matches!(
+                    recovered.status(),
+                    Some(TransactionStatus::Created | TransactionStatus::Succeeded)
+                ),
+                "{:?}",
+                recovered.status()
+            );
+
+            assert_balance(&env, &wallet, 10_000 - 6_000).await;
+        }
+    );
+}

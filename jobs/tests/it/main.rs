@@ -10,6 +10,7 @@ mod common;
 mod cost;
 mod crash;
 mod faults;
+mod follow;
 mod process;
 mod sweep;
 mod worker;
