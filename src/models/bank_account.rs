@@ -620,21 +620,14 @@ impl MangopayBankAccount {
 
     /// The bank accounts of the user `user_id` (local id), oldest first.
     pub async fn for_user(db: &Db, user_id: i64) -> Result<Vec<MangopayBankAccount>, Error> {
-        let ids = db
-            .run(move |conn| {
-                accounts::table
-                    .filter(accounts::user_id.eq(user_id))
-                    .order(accounts::id)
-                    .select(accounts::id)
-                    .load::<i64>(conn)
-                    .map_err(Error::from)
-            })
-            .await?;
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            found.push(Self::get(db, id).await?);
-        }
-        Ok(found)
+        crate::sync::get_where(db, move |conn| {
+            accounts::table
+                .filter(accounts::user_id.eq(user_id))
+                .order(accounts::id)
+                .select(accounts::id)
+                .load::<i64>(conn)
+        })
+        .await
     }
 }
 
@@ -747,15 +740,6 @@ struct BankAccountFields {
     bank_name: Option<String>,
     country: Option<String>,
     tag: Option<String>,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = accounts)]
-struct NewBankAccount {
-    #[diesel(embed)]
-    fields: BankAccountFields,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
 }
 
 /// What an answer says; an absent key leaves its column alone.
@@ -940,23 +924,7 @@ impl Resource for MangopayBankAccount {
             .ready(Self::MODEL, "user_id", "MangopayUser", self.user_id)
     }
 
-    fn insert(&self, conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<i64> {
-        diesel::insert_into(accounts::table)
-            .values(NewBankAccount {
-                fields: self.fields(),
-                created_at: now,
-                updated_at: now,
-            })
-            .returning(accounts::id)
-            .get_result(conn)
-    }
-
-    fn write_fields(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
-        diesel::update(accounts::table.find(id))
-            .set(self.fields())
-            .execute(conn)
-            .map(drop)
-    }
+    crate::models::field_writes!(accounts);
 
     fn apply_api_data(
         &self,

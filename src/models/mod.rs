@@ -39,6 +39,41 @@ pub use user::{
 };
 pub use wallet::{MangopayWallet, WALLETS, WalletFacts};
 
+/// [`Resource::insert`](crate::sync::Resource::insert) and
+/// [`Resource::write_fields`](crate::sync::Resource::write_fields) of a model whose application
+/// columns are `self.fields()` (`Insertable` and `AsChangeset` for table `$table`): inserted
+/// with both timestamps set to `now`, written as they are.
+macro_rules! field_writes {
+    ($table:ident) => {
+        fn insert(
+            &self,
+            conn: &mut crate::db::AnyConnection,
+            now: chrono::NaiveDateTime,
+        ) -> diesel::QueryResult<i64> {
+            diesel::insert_into($table::table)
+                .values((
+                    self.fields(),
+                    $table::created_at.eq(now),
+                    $table::updated_at.eq(now),
+                ))
+                .returning($table::id)
+                .get_result(conn)
+        }
+
+        fn write_fields(
+            &self,
+            conn: &mut crate::db::AnyConnection,
+            id: i64,
+        ) -> diesel::QueryResult<()> {
+            diesel::update($table::table.find(id))
+                .set(self.fields())
+                .execute(conn)
+                .map(drop)
+        }
+    };
+}
+pub(crate) use field_writes;
+
 /// The methods every model has, as inherent methods that hand over to the sync core
 /// ([`crate::sync`]); `$noun` names the model in the documentation.
 macro_rules! resource_methods {

@@ -283,21 +283,14 @@ impl MangopayPayOut {
 
     /// The pay-outs debiting the wallet `wallet_id` (local id), oldest first.
     pub async fn for_wallet(db: &Db, wallet_id: i64) -> Result<Vec<MangopayPayOut>, Error> {
-        let ids = db
-            .run(move |conn| {
-                pay_outs::table
-                    .filter(pay_outs::debited_wallet_id.eq(wallet_id))
-                    .order(pay_outs::id)
-                    .select(pay_outs::id)
-                    .load::<i64>(conn)
-                    .map_err(Error::from)
-            })
-            .await?;
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            found.push(Self::get(db, id).await?);
-        }
-        Ok(found)
+        crate::sync::get_where(db, move |conn| {
+            pay_outs::table
+                .filter(pay_outs::debited_wallet_id.eq(wallet_id))
+                .order(pay_outs::id)
+                .select(pay_outs::id)
+                .load::<i64>(conn)
+        })
+        .await
     }
 }
 
@@ -346,15 +339,6 @@ struct PayOutFields {
     bank_wire_ref: Option<String>,
     payout_mode_requested: String,
     tag: Option<String>,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = pay_outs)]
-struct NewPayOut {
-    #[diesel(embed)]
-    fields: PayOutFields,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
 }
 
 #[derive(AsChangeset, Default)]
@@ -514,23 +498,7 @@ impl Resource for MangopayPayOut {
         e.into_result().map_err(Error::Validation)
     }
 
-    fn insert(&self, conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<i64> {
-        diesel::insert_into(pay_outs::table)
-            .values(NewPayOut {
-                fields: self.fields(),
-                created_at: now,
-                updated_at: now,
-            })
-            .returning(pay_outs::id)
-            .get_result(conn)
-    }
-
-    fn write_fields(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
-        diesel::update(pay_outs::table.find(id))
-            .set(self.fields())
-            .execute(conn)
-            .map(drop)
-    }
+    crate::models::field_writes!(pay_outs);
 
     fn apply_api_data(
         &self,

@@ -636,21 +636,14 @@ impl MangopayRecipient {
 
     /// The recipients of the user `user_id` (local id), oldest first.
     pub async fn for_user(db: &Db, user_id: i64) -> Result<Vec<MangopayRecipient>, Error> {
-        let ids = db
-            .run(move |conn| {
-                recipients::table
-                    .filter(recipients::user_id.eq(user_id))
-                    .order(recipients::id)
-                    .select(recipients::id)
-                    .load::<i64>(conn)
-                    .map_err(Error::from)
-            })
-            .await?;
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            found.push(Self::get(db, id).await?);
-        }
-        Ok(found)
+        crate::sync::get_where(db, move |conn| {
+            recipients::table
+                .filter(recipients::user_id.eq(user_id))
+                .order(recipients::id)
+                .select(recipients::id)
+                .load::<i64>(conn)
+        })
+        .await
     }
 }
 
@@ -830,15 +823,6 @@ struct RecipientFields {
     tag: Option<String>,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = recipients)]
-struct NewRecipient {
-    #[diesel(embed)]
-    fields: RecipientFields,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-}
-
 /// What an answer says; an absent key leaves its column alone.
 #[derive(AsChangeset, Default)]
 #[diesel(table_name = recipients)]
@@ -1011,23 +995,7 @@ impl Resource for MangopayRecipient {
         Ok(())
     }
 
-    fn insert(&self, conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<i64> {
-        diesel::insert_into(recipients::table)
-            .values(NewRecipient {
-                fields: self.fields(),
-                created_at: now,
-                updated_at: now,
-            })
-            .returning(recipients::id)
-            .get_result(conn)
-    }
-
-    fn write_fields(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
-        diesel::update(recipients::table.find(id))
-            .set(self.fields())
-            .execute(conn)
-            .map(drop)
-    }
+    crate::models::field_writes!(recipients);
 
     fn after_apply(&self, conn: &mut AnyConnection, id: i64, _hooks: &Hooks) -> Result<(), Error> {
         follow::after_answer::<Self>(conn, id).map_err(Error::from)

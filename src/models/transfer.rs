@@ -120,25 +120,18 @@ impl MangopayTransfer {
 
     /// The transfers debiting or crediting the wallet `wallet_id` (local id), oldest first.
     pub async fn for_wallet(db: &Db, wallet_id: i64) -> Result<Vec<MangopayTransfer>, Error> {
-        let ids = db
-            .run(move |conn| {
-                transfers::table
-                    .filter(
-                        transfers::debited_wallet_id
-                            .eq(wallet_id)
-                            .or(transfers::credited_wallet_id.eq(wallet_id)),
-                    )
-                    .order(transfers::id)
-                    .select(transfers::id)
-                    .load::<i64>(conn)
-                    .map_err(Error::from)
-            })
-            .await?;
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            found.push(Self::get(db, id).await?);
-        }
-        Ok(found)
+        crate::sync::get_where(db, move |conn| {
+            transfers::table
+                .filter(
+                    transfers::debited_wallet_id
+                        .eq(wallet_id)
+                        .or(transfers::credited_wallet_id.eq(wallet_id)),
+                )
+                .order(transfers::id)
+                .select(transfers::id)
+                .load::<i64>(conn)
+        })
+        .await
     }
 }
 
@@ -176,15 +169,6 @@ struct TransferFields {
     debited_amount: i64,
     fees_amount: i64,
     tag: Option<String>,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = transfers)]
-struct NewTransfer {
-    #[diesel(embed)]
-    fields: TransferFields,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
 }
 
 #[derive(AsChangeset, Default)]
@@ -309,23 +293,7 @@ impl Resource for MangopayTransfer {
         e.into_result().map_err(Error::Validation)
     }
 
-    fn insert(&self, conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<i64> {
-        diesel::insert_into(transfers::table)
-            .values(NewTransfer {
-                fields: self.fields(),
-                created_at: now,
-                updated_at: now,
-            })
-            .returning(transfers::id)
-            .get_result(conn)
-    }
-
-    fn write_fields(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
-        diesel::update(transfers::table.find(id))
-            .set(self.fields())
-            .execute(conn)
-            .map(drop)
-    }
+    crate::models::field_writes!(transfers);
 
     fn apply_api_data(
         &self,

@@ -116,21 +116,14 @@ impl MangopayWallet {
 
     /// The wallets of the user `owner_id` (local id), oldest first.
     pub async fn for_owner(db: &Db, owner_id: i64) -> Result<Vec<MangopayWallet>, Error> {
-        let ids = db
-            .run(move |conn| {
-                wallets::table
-                    .filter(wallets::owner_id.eq(owner_id))
-                    .order(wallets::id)
-                    .select(wallets::id)
-                    .load::<i64>(conn)
-                    .map_err(Error::from)
-            })
-            .await?;
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            found.push(Self::get(db, id).await?);
-        }
-        Ok(found)
+        crate::sync::get_where(db, move |conn| {
+            wallets::table
+                .filter(wallets::owner_id.eq(owner_id))
+                .order(wallets::id)
+                .select(wallets::id)
+                .load::<i64>(conn)
+        })
+        .await
     }
 }
 
@@ -161,15 +154,6 @@ struct WalletFields {
     currency: String,
     description: String,
     tag: Option<String>,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = wallets)]
-struct NewWallet {
-    #[diesel(embed)]
-    fields: WalletFields,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
 }
 
 /// What an answer says; an absent key leaves its column alone.
@@ -244,23 +228,7 @@ impl Resource for MangopayWallet {
             .ready(Self::MODEL, "owner_id", "MangopayUser", self.owner_id)
     }
 
-    fn insert(&self, conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<i64> {
-        diesel::insert_into(wallets::table)
-            .values(NewWallet {
-                fields: self.fields(),
-                created_at: now,
-                updated_at: now,
-            })
-            .returning(wallets::id)
-            .get_result(conn)
-    }
-
-    fn write_fields(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
-        diesel::update(wallets::table.find(id))
-            .set(self.fields())
-            .execute(conn)
-            .map(drop)
-    }
+    crate::models::field_writes!(wallets);
 
     fn apply_api_data(
         &self,

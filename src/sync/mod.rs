@@ -254,6 +254,20 @@ pub async fn get<R: Resource>(db: &Db, id: i64) -> Result<R, Error> {
     db.run(move |conn| load::<R>(conn, id)).await
 }
 
+/// Loads the rows whose ids `select` returns, in its order, each with its sync columns (one
+/// connection for all).
+pub async fn get_where<R, F>(db: &Db, select: F) -> Result<Vec<R>, Error>
+where
+    R: Resource,
+    F: FnOnce(&mut crate::db::AnyConnection) -> diesel::QueryResult<Vec<i64>> + Send + 'static,
+{
+    db.run(move |conn| {
+        let ids = select(conn)?;
+        ids.into_iter().map(|id| load::<R>(conn, id)).collect()
+    })
+    .await
+}
+
 fn load<R: Resource>(conn: &mut crate::db::AnyConnection, id: i64) -> Result<R, Error> {
     let (row, mut model) = load_parts::<R>(conn, id)?;
     model.set_sync(row.into_info(R::TABLE.name())?);
