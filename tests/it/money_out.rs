@@ -226,6 +226,16 @@ both_backends!(
             Some(eur(10_000 - 2_500 - 1_000))
         );
         assert_eq!(bob_wallet.facts().balance, Some(eur(2_450)));
+        let listed: Vec<_> = MangopayPayOut::for_wallet(&env.db, alice_wallet.id.unwrap())
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.id.unwrap())
+            .collect();
+        assert_eq!(
+            listed,
+            [ok.id.unwrap(), ko.id.unwrap(), too_big.id.unwrap()]
+        );
     }
 );
 
