@@ -29,6 +29,16 @@
 //!   endpoints' `Errors` codes), and the payout methods of a currency and country
 //!   ([`Sandbox::recipients`], [`Sandbox::recipient`]). A pay-out goes only to an active
 //!   bank account or an `ACTIVE` `PAYOUT` recipient of its author.
+//! - KYC documents: create (the types each kind of user may hold), pages checked as the
+//!   reference's file constraints say (base64; PDF, JPEG or PNG by their magic bytes; 32 KiB
+//!   at least for an identity proof, 1 KiB for the other types; 10 MiB of base64 at most; 5
+//!   pages), kept as size and SHA-256 only ([`Sandbox::kyc_pages`]), submit, view, list
+//!   (per user and client-wide, filtered, sorted, paginated), and their review's outcome
+//!   (`VALIDATED`, or `REFUSED` with its `RefusedReasonType` and `Flags`). UBO declarations of
+//!   `BUSINESS` and `PARTNERSHIP` owners: create, add and update up to 15 UBOs, submit, view,
+//!   list, and their outcome (`VALIDATED`, `INCOMPLETE`, `REFUSED`). Validated documents fill
+//!   the user's `ProofOf…` Ids, and a user whose documents (and declaration) cover its type's
+//!   requirements becomes `KYCLevel` `REGULAR`.
 //! - Idempotency keys: a key (16 to 36 characters of `[A-Za-z0-9-]`) reused within 24 hours
 //!   gets 409 `idempotent_creation_conflict` whatever the first call answered, and
 //!   `GET /v2.01/{ClientId}/responses/{key}` replays that first answer.
@@ -69,7 +79,12 @@
 //!   ([`DateFilterBounds`]);
 //! - what becomes of a new recipient, whose SCA the sandbox cannot see:
 //!   [`Knobs::set_recipient_sca`] ([`RecipientSca`]: `PENDING` until a control request, the
-//!   default, or `ACTIVE` or `CANCELED` after a delay on the sandbox clock).
+//!   default, or `ACTIVE` or `CANCELED` after a delay on the sandbox clock);
+//! - the review of KYC documents and UBO declarations: [`Knobs::set_kyc_outcome_after`] and
+//!   [`Knobs::set_kyc_outcome`] ([`KycOutcome`]), [`Knobs::set_ubo_outcome_after`] and
+//!   [`Knobs::set_ubo_outcome`] ([`UboOutcome`]) end it by the sandbox clock (by default it
+//!   waits for a control request); [`Knobs::set_kyc_gif_accepted`] accepts GIF pages, as older
+//!   versions of the reference did.
 //!
 //! Where the reference is silent (how a field is cleared, what a lookup of an unknown key
 //! answers, whether a 429 uses up a key, whether lists lag, when a pay-out settles), a knob
@@ -78,9 +93,9 @@
 //! # Control requests
 //!
 //! Some of what happens on the real platform has no API call: money arriving by pay-in, a
-//! bank settling a pay-out. Tests do it with control requests, outside `/v2.01`, without
-//! authentication, never logged, rate limited or failed by the knobs (JSON in and out,
-//! errors as Mangopay error reports):
+//! bank settling a pay-out, Mangopay's team reviewing a document. Tests do it with control
+//! requests, outside `/v2.01`, without authentication, never logged, rate limited or failed
+//! by the knobs (JSON in and out, errors as Mangopay error reports):
 //!
 //! - `POST /_sandbox/wallets/{WalletId}/credit` with `{"Amount": 10000}` adds funds to a
 //!   wallet and answers it ([`Sandbox::credit_wallet`]);
@@ -91,10 +106,19 @@
 //! - `POST /_sandbox/recipients/{RecipientId}/status` with `{"Status": "ACTIVE"}` or
 //!   `{"Status": "CANCELED"}` settles a `PENDING` recipient as its user's SCA session would
 //!   and answers it, 400 `param_error` if it is not `PENDING` or for `CANCELED` on a `PAYIN`
-//!   recipient ([`Sandbox::set_recipient_status`], [`RecipientStatus`]).
+//!   recipient ([`Sandbox::set_recipient_status`], [`RecipientStatus`]);
+//! - `POST /_sandbox/kyc/documents/{KycDocumentId}/outcome` with `{"Status": "VALIDATED"}` or
+//!   `{"Status": "REFUSED", "RefusedReasonType": "DOCUMENT_UNREADABLE", "RefusedReasonMessage":
+//!   "...", "Flags": ["009004"]}` ends the review of a `VALIDATION_ASKED` document and answers
+//!   it, 400 `invalid_action` from any other status ([`Sandbox::set_kyc_outcome`]);
+//! - `POST /_sandbox/kyc/ubodeclarations/{UboDeclarationId}/outcome` with
+//!   `{"Status": "VALIDATED"}`, or `{"Status": "INCOMPLETE", "Reason": "MISSING_UBO",
+//!   "Message": "..."}` (or `REFUSED`) does the same for a UBO declaration
+//!   ([`Sandbox::set_ubo_outcome`]).
 //!
 //! [`Sandbox::wallet`], [`Sandbox::wallets`], [`Sandbox::transfers`] and
-//! [`Sandbox::payouts`] show the money as the API answers it.
+//! [`Sandbox::payouts`] show the money as the API answers it; [`Sandbox::kyc_documents`] and
+//! [`Sandbox::ubo_declarations`] the verification.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {

@@ -10,6 +10,7 @@ mod faults;
 mod idempotency;
 mod ids;
 mod knobs;
+mod kyc;
 mod ledger;
 mod payouts;
 mod ratelimit;
@@ -18,6 +19,7 @@ mod routing;
 mod state;
 mod transactions;
 mod transfers;
+mod ubo;
 mod users;
 mod validation;
 mod wallets;
@@ -26,6 +28,8 @@ mod wallets;
 mod tests;
 #[cfg(test)]
 mod tests_bank;
+#[cfg(test)]
+mod tests_kyc;
 #[cfg(test)]
 mod tests_money;
 
@@ -42,9 +46,11 @@ pub use self::clock::Clock;
 use self::connection::{Connection, SandboxListener};
 pub use self::knobs::{AnswerLoss, Knobs, LookupFailure, MissingResponse, PutEmptyString, PutNull};
 pub use self::knobs::{DateFilterBounds, InstantPayouts, PayoutOutcome};
+pub use self::kyc::{KycFileFormat, KycOutcome, KycPage, KycRefusedReason};
 pub use self::recipients::{RecipientSca, RecipientStatus};
 pub use self::routing::router;
 use self::state::Shared;
+pub use self::ubo::{UboOutcome, UboReason};
 
 /// Credentials and token lifetime of the one API client the sandbox serves, and the seed
 /// of its randomness.
@@ -179,6 +185,7 @@ impl Sandbox {
 
     /// Every stored user, oldest first, as `GET /users/{Id}` answers it.
     pub fn users(&self) -> Vec<serde_json::Value> {
+        self.shared.settle_kyc();
         self.shared
             .users()
             .all()
@@ -189,6 +196,7 @@ impl Sandbox {
 
     /// One stored user as `GET /users/{Id}` answers it.
     pub fn user(&self, id: &str) -> Option<serde_json::Value> {
+        self.shared.settle_kyc();
         self.shared.users().get(id).map(|r| r.to_json())
     }
 

@@ -11,10 +11,19 @@
 //!   `CREATED` pay-out and answers it ([`Sandbox::settle_payout`]);
 //! - `POST /_sandbox/recipients/{RecipientId}/status` with `{"Status": "ACTIVE"}` or
 //!   `{"Status": "CANCELED"}` settles a `PENDING` recipient as its user's SCA session would
-//!   and answers it ([`Sandbox::set_recipient_status`]; see [`crate::Knobs::set_recipient_sca`]).
+//!   and answers it ([`Sandbox::set_recipient_status`]; see [`crate::Knobs::set_recipient_sca`]);
+//! - `POST /_sandbox/kyc/documents/{KycDocumentId}/outcome` with `{"Status": "VALIDATED"}` or
+//!   `{"Status": "REFUSED", "RefusedReasonType": "DOCUMENT_UNREADABLE", "RefusedReasonMessage":
+//!   "...", "Flags": ["009004"]}` ends the review of a `VALIDATION_ASKED` KYC document and
+//!   answers it ([`Sandbox::set_kyc_outcome`]; see [`crate::Knobs::set_kyc_outcome_after`]);
+//! - `POST /_sandbox/kyc/ubodeclarations/{UboDeclarationId}/outcome` with
+//!   `{"Status": "VALIDATED"}`, or `INCOMPLETE` or `REFUSED` with a `Reason` (and `Message`),
+//!   ends the review of a `VALIDATION_ASKED` UBO declaration and answers it
+//!   ([`Sandbox::set_ubo_outcome`]; see [`crate::Knobs::set_ubo_outcome_after`]).
 //!
 //! Errors are Mangopay-style reports: 404 `ressource_not_found` for an unknown id, 400
-//! `param_error` for a bad body, 400 `invalid_action` for a pay-out that is not `CREATED`.
+//! `param_error` for a bad body, 400 `invalid_action` for a pay-out that is not `CREATED` or
+//! a document or declaration that is not `VALIDATION_ASKED`.
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -28,10 +37,10 @@ use super::Sandbox;
 use super::error::{ApiError, in_context, json_response};
 use super::knobs::{GENERIC_PAYOUT_FAILURE, PayoutOutcome};
 use super::ledger::{self, SettleError, TransactionRecord};
-use super::recipients;
 use super::routing::normalize_path;
 use super::users::JsonObject;
 use super::validation::Fields;
+use super::{kyc, recipients, ubo};
 
 /// Where control requests live.
 pub(crate) const PREFIX: &str = "/_sandbox/";
@@ -65,6 +74,14 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route(
             "/_sandbox/recipients/{recipient_id}/status",
             post(recipients::control_recipient_status),
+        )
+        .route(
+            "/_sandbox/kyc/documents/{document_id}/outcome",
+            post(kyc::control_kyc_outcome),
+        )
+        .route(
+            "/_sandbox/kyc/ubodeclarations/{declaration_id}/outcome",
+            post(ubo::control_ubo_outcome),
         )
 }
 

@@ -305,6 +305,26 @@ impl ApiError {
         )
     }
 
+    /// 400 `max_page_number` with `errors: null`: a KYC document already has its most pages.
+    pub(crate) fn max_page_number(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "max_page_number", message)
+    }
+
+    /// 415 `unsupported_media_type` naming `field`: a KYC page's file is none of the accepted
+    /// formats. The reference gives the status ("wrong file format for KYC document file")
+    /// but no body; this one follows the error report's shape.
+    pub(crate) fn unsupported_media_type(field: &str, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        ApiError {
+            errors: Some(FieldErrors::from([(field.to_owned(), message.clone())])),
+            ..ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                message,
+            )
+        }
+    }
+
     /// 413 for a body above the sandbox's limit.
     pub(crate) fn payload_too_large() -> ApiError {
         ApiError::new(

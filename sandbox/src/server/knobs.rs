@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use rand::RngExt as _;
 use rand::rngs::StdRng;
 
+use super::kyc::KycOutcome;
 use super::recipients::RecipientSca;
+use super::ubo::UboOutcome;
 
 /// No override of the first rate-limit window.
 const NO_RATE_LIMIT_OVERRIDE: u64 = u64::MAX;
@@ -132,8 +134,8 @@ pub enum InstantPayouts {
     FallBack,
 }
 
-/// Whether the `AfterDate` and `BeforeDate` filters of the transaction lists keep the
-/// transactions created at exactly that second. The reference only says "after" and
+/// Whether the `AfterDate` and `BeforeDate` filters of the transaction and KYC document lists
+/// keep the objects created at exactly that second. The reference only says "after" and
 /// "before".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DateFilterBounds {
@@ -233,6 +235,11 @@ pub struct Knobs {
     payout_outcome: Mutex<PayoutOutcome>,
     instant_payouts: Mutex<InstantPayouts>,
     date_filter_bounds: Mutex<DateFilterBounds>,
+    kyc_outcome_after: Mutex<Option<Duration>>,
+    kyc_outcome: Mutex<KycOutcome>,
+    kyc_gif_accepted: AtomicBool,
+    ubo_outcome_after: Mutex<Option<Duration>>,
+    ubo_outcome: Mutex<UboOutcome>,
 }
 
 /// The first window's limit override, `u64::MAX` meaning none.
@@ -524,7 +531,8 @@ impl Knobs {
         *lock(&self.instant_payouts)
     }
 
-    /// Whether the transaction lists' `AfterDate` and `BeforeDate` include their own second.
+    /// Whether the `AfterDate` and `BeforeDate` of the transaction and KYC document lists
+    /// include their own second.
     /// Default: [`DateFilterBounds::Exclusive`].
     pub fn set_date_filter_bounds(&self, bounds: DateFilterBounds) {
         *lock(&self.date_filter_bounds) = bounds;
@@ -533,6 +541,71 @@ impl Knobs {
     /// The current bounds of the date filters.
     pub fn date_filter_bounds(&self) -> DateFilterBounds {
         *lock(&self.date_filter_bounds)
+    }
+
+    /// How long after its submission (by the sandbox clock) a KYC document left
+    /// `VALIDATION_ASKED` ends by itself, as [`Knobs::set_kyc_outcome`] says, its
+    /// `ProcessedDate` the instant it became due. The delay and outcome in force when a
+    /// document is submitted apply to it; the outcome is applied whenever anything reads the
+    /// document or its user (a view, a list, the Rust accessors). `None` (the default):
+    /// documents stay `VALIDATION_ASKED` until a control request settles them
+    /// (`POST /_sandbox/kyc/documents/{Id}/outcome`, [`crate::Sandbox::set_kyc_outcome`]).
+    /// The real review takes about 24 hours on working days.
+    pub fn set_kyc_outcome_after(&self, after: Option<Duration>) {
+        *lock(&self.kyc_outcome_after) = after;
+    }
+
+    /// The current review delay of KYC documents.
+    pub fn kyc_outcome_after(&self) -> Option<Duration> {
+        *lock(&self.kyc_outcome_after)
+    }
+
+    /// How KYC documents reviewed by themselves end (see [`Knobs::set_kyc_outcome_after`]).
+    /// Default: [`KycOutcome::Validated`].
+    pub fn set_kyc_outcome(&self, outcome: KycOutcome) {
+        *lock(&self.kyc_outcome) = outcome;
+    }
+
+    /// The current outcome of KYC documents reviewed by themselves.
+    pub fn kyc_outcome(&self) -> KycOutcome {
+        lock(&self.kyc_outcome).clone()
+    }
+
+    /// Whether KYC pages may be GIF files. The reference's file constraints accept PDF, JPEG,
+    /// JPG and PNG only, so by default (`false`) a GIF is answered 415 like any other format;
+    /// older versions of Mangopay's documentation also listed GIF, which `true` accepts.
+    pub fn set_kyc_gif_accepted(&self, accepted: bool) {
+        self.kyc_gif_accepted.store(accepted, Ordering::SeqCst);
+    }
+
+    /// Whether KYC pages may be GIF files.
+    pub fn kyc_gif_accepted(&self) -> bool {
+        self.kyc_gif_accepted.load(Ordering::SeqCst)
+    }
+
+    /// How long after its submission (by the sandbox clock) a UBO declaration left
+    /// `VALIDATION_ASKED` ends by itself, as [`Knobs::set_ubo_outcome`] says, like
+    /// [`Knobs::set_kyc_outcome_after`] for KYC documents. `None` (the default): declarations
+    /// stay `VALIDATION_ASKED` until a control request settles them
+    /// (`POST /_sandbox/kyc/ubodeclarations/{Id}/outcome`, [`crate::Sandbox::set_ubo_outcome`]).
+    pub fn set_ubo_outcome_after(&self, after: Option<Duration>) {
+        *lock(&self.ubo_outcome_after) = after;
+    }
+
+    /// The current review delay of UBO declarations.
+    pub fn ubo_outcome_after(&self) -> Option<Duration> {
+        *lock(&self.ubo_outcome_after)
+    }
+
+    /// How UBO declarations reviewed by themselves end (see [`Knobs::set_ubo_outcome_after`]).
+    /// Default: [`UboOutcome::Validated`].
+    pub fn set_ubo_outcome(&self, outcome: UboOutcome) {
+        *lock(&self.ubo_outcome) = outcome;
+    }
+
+    /// The current outcome of UBO declarations reviewed by themselves.
+    pub fn ubo_outcome(&self) -> UboOutcome {
+        lock(&self.ubo_outcome).clone()
     }
 
     /// Decides whether the current request gets the 500 before the work, using up one

@@ -24,7 +24,7 @@ use super::error::{ApiError, current_context, in_context};
 use super::faults::{self, Deferred, Faults};
 use super::idempotency::{self, HEADER as IDEMPOTENCY_HEADER};
 use super::{RequestRecord, Sandbox, auth, users};
-use super::{bank_accounts, recipients};
+use super::{bank_accounts, kyc, recipients, ubo};
 use super::{control, payouts, transactions, transfers, wallets};
 
 /// The token endpoint, after normalization.
@@ -46,6 +46,8 @@ pub(crate) const FIXED_WORDS: &[&str] = &[
     "kyc",
     "documents",
     "pages",
+    "ubodeclarations",
+    "ubos",
     "wallets",
     "bankaccounts",
     "iban",
@@ -357,6 +359,46 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route(
             "/v2.01/{client_id}/recipients/{recipient_id}",
             get(recipients::recipients_get).put(recipients::recipients_deactivate),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/kyc/documents",
+            get(kyc::users_kyc_documents_list).post(kyc::kyc_documents_create),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/kyc/documents/{document_id}",
+            get(kyc::users_kyc_documents_get).put(kyc::kyc_documents_submit),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/kyc/documents/{document_id}/pages",
+            post(kyc::kyc_pages_create),
+        )
+        .route(
+            "/v2.01/{client_id}/kyc/documents",
+            get(kyc::kyc_documents_list),
+        )
+        .route(
+            "/v2.01/{client_id}/kyc/documents/{document_id}",
+            get(kyc::kyc_documents_get),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/kyc/ubodeclarations",
+            get(ubo::users_ubo_declarations_list).post(ubo::ubo_declarations_create),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/kyc/ubodeclarations/{declaration_id}",
+            get(ubo::users_ubo_declarations_get).put(ubo::ubo_declarations_submit),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/kyc/ubodeclarations/{declaration_id}/ubos",
+            post(ubo::ubos_create),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/kyc/ubodeclarations/{declaration_id}/ubos/{ubo_id}",
+            get(ubo::ubos_get).put(ubo::ubos_update),
+        )
+        .route(
+            "/v2.01/{client_id}/kyc/ubodeclarations/{declaration_id}",
+            get(ubo::ubo_declarations_get),
         )
         .route(
             "/v2.01/{client_id}/users/{user_id}/wallets",

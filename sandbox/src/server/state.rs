@@ -13,6 +13,7 @@ use super::clock::Clock;
 use super::error::Context;
 use super::idempotency::IdempotencyStore;
 use super::knobs::Knobs;
+use super::kyc::KycStore;
 use super::ledger::Ledger;
 use super::ratelimit::RateLimiter;
 use super::recipients::RecipientStore;
@@ -35,6 +36,9 @@ pub(crate) struct Shared {
     /// Wallets, transfers and pay-outs, one lock for every money movement (see
     /// [`super::ledger`]; read it through [`Shared::ledger`]).
     pub(crate) ledger: Mutex<Ledger>,
+    /// KYC documents and UBO declarations (see [`super::kyc`] and [`super::ubo`]; read them
+    /// through [`Shared::kyc`], after [`Shared::settle_kyc`]).
+    pub(crate) kyc: Mutex<KycStore>,
     pub(crate) idempotency: IdempotencyStore,
     pub(crate) rate_limiter: RateLimiter,
     pub(crate) request_log: Mutex<RequestLog>,
@@ -56,6 +60,7 @@ impl Shared {
             bank_accounts: Mutex::default(),
             recipients: Mutex::default(),
             ledger: Mutex::default(),
+            kyc: Mutex::default(),
             idempotency: IdempotencyStore::default(),
             rate_limiter: RateLimiter::default(),
             request_log: Mutex::default(),

@@ -124,7 +124,7 @@ struct TransactionFilter {
 
 /// Adds the comma-separated `value` to `accepted`, checking each against `allowed` (matched
 /// case-insensitively) when given.
-fn add_values(
+pub(crate) fn add_values(
     accepted: &mut Option<Vec<String>>,
     name: &str,
     value: &str,
@@ -152,7 +152,7 @@ fn add_values(
     }
 }
 
-fn timestamp(name: &str, value: &str, errors: &mut FieldErrors) -> Option<i64> {
+pub(crate) fn timestamp(name: &str, value: &str, errors: &mut FieldErrors) -> Option<i64> {
     match value.trim().parse::<i64>() {
         Ok(timestamp) => Some(timestamp),
         Err(_) => {

@@ -1,6 +1,8 @@
 //! Natural and legal users: create, partial update, view (generic and typed)
 //! and list, answered with the objects exactly as Mangopay's documentation
 //! shows them (every key present, `null` where absent, integer timestamps).
+//! Their `ProofOf…` Ids and `KYCLevel` come from their validated KYC documents and UBO
+//! declarations (see [`super::kyc`]).
 
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -12,6 +14,7 @@ use super::Sandbox;
 use super::error::{ApiError, FieldErrors, json_response};
 use super::ids;
 use super::knobs::{PutEmptyString, PutNull};
+use super::kyc::Verification;
 use super::validation::{Address, Fields};
 
 /// `PersonType` of a user.
@@ -89,13 +92,39 @@ pub(crate) struct UserRecord {
     /// When `TermsAndConditionsAccepted` was first set to true.
     terms_accepted_at: Option<i64>,
     data: UserData,
+    /// What the user's validated KYC documents and UBO declarations prove, kept up to date
+    /// by [`super::state::Shared::settle_kyc`].
+    pub(crate) verification: Verification,
 }
 
 impl UserRecord {
-    fn person_type(&self) -> PersonType {
+    pub(crate) fn person_type(&self) -> PersonType {
         match self.data {
             UserData::Natural(_) => PersonType::Natural,
             UserData::Legal(_) => PersonType::Legal,
+        }
+    }
+
+    /// Whether the user's `UserCategory` is `OWNER`.
+    pub(crate) fn is_owner(&self) -> bool {
+        self.category_and_terms().0 == "OWNER"
+    }
+
+    /// The `LegalPersonType` of a legal user; `None` for a natural user.
+    pub(crate) fn legal_person_type(&self) -> Option<&str> {
+        match &self.data {
+            UserData::Natural(_) => None,
+            UserData::Legal(f) => Some(&f.legal_person_type),
+        }
+    }
+
+    /// `REGULAR` for an `OWNER` whose validated documents (and UBO declaration) cover what
+    /// its type needs ([`Verification::is_regular`]), else `LIGHT`.
+    fn kyc_level(&self) -> &'static str {
+        if self.is_owner() && self.verification.is_regular(self.legal_person_type()) {
+            "REGULAR"
+        } else {
+            "LIGHT"
         }
     }
 
@@ -118,7 +147,7 @@ impl UserRecord {
             creation_date: self.creation_date,
             person_type: self.person_type().as_str(),
             email,
-            kyc_level: "LIGHT",
+            kyc_level: self.kyc_level(),
             terms_and_conditions_accepted: terms,
             // Documented as returned null for PAYER users.
             terms_and_conditions_accepted_date: if category == "PAYER" {
@@ -201,8 +230,8 @@ impl<'a> NaturalUserView<'a> {
             country_of_residence: f.country_of_residence.as_deref(),
             occupation: f.occupation.as_deref(),
             income_range: f.income_range,
-            proof_of_identity: None,
-            proof_of_address: None,
+            proof_of_identity: record.verification.identity_proof.as_deref(),
+            proof_of_address: record.verification.address_proof.as_deref(),
             capacity: "NORMAL",
             phone_number: None,
             phone_number_country: None,
@@ -251,10 +280,10 @@ impl<'a> LegalUserView<'a> {
             legal_representative_country_of_residence: f
                 .legal_representative_country_of_residence
                 .as_deref(),
-            proof_of_registration: None,
-            shareholder_declaration: None,
-            statute: None,
-            legal_representative_proof_of_identity: None,
+            proof_of_registration: record.verification.registration_proof.as_deref(),
+            shareholder_declaration: record.verification.shareholder_declaration.as_deref(),
+            statute: record.verification.articles_of_association.as_deref(),
+            legal_representative_proof_of_identity: record.verification.identity_proof.as_deref(),
             company_number: f.company_number.as_deref(),
             phone_number: None,
             phone_number_country: None,
@@ -463,6 +492,7 @@ fn create(sandbox: &Sandbox, data: UserData, terms: bool) -> Response {
         created_at_ms: now.timestamp_millis(),
         terms_accepted_at: terms.then(|| now.timestamp()),
         data,
+        verification: Verification::default(),
     };
     let response = record.to_response();
     sandbox.shared().users().insert(record);
@@ -590,6 +620,7 @@ fn update(
     body: Map<String, Value>,
 ) -> Result<Response, ApiError> {
     let now = sandbox.clock().now();
+    sandbox.shared().settle_kyc();
     let mut users = sandbox.shared().users();
     let record = users
         .get_mut(id)
@@ -645,6 +676,7 @@ pub(crate) async fn users_legal_update(
 }
 
 fn view(sandbox: &Sandbox, kind: Option<PersonType>, id: &str) -> Result<Response, ApiError> {
+    sandbox.shared().settle_kyc();
     let users = sandbox.shared().users();
     users
         .get(id)
@@ -794,6 +826,7 @@ pub(crate) async fn users_list(
     let query = ListQuery::from_uri(&uri)?;
     let lag_ms = i64::try_from(sandbox.knobs().list_lag().as_millis()).unwrap_or(i64::MAX);
     let now_ms = sandbox.clock().now().timestamp_millis();
+    sandbox.shared().settle_kyc();
     let users = sandbox.shared().users();
     let mut all: Vec<&UserRecord> = users
         .all()
