@@ -29,6 +29,8 @@ mod tests;
 #[cfg(test)]
 mod tests_bank;
 #[cfg(test)]
+mod tests_harness;
+#[cfg(test)]
 mod tests_kyc;
 #[cfg(test)]
 mod tests_money;

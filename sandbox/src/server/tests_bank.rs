@@ -5,36 +5,13 @@ use std::time::Duration;
 
 use axum::response::IntoResponse as _;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::bank_accounts::payout_destination;
-use super::{RecipientSca, RecipientStatus, RunningSandbox, Sandbox, SandboxConfig};
-
-/// An answer: status, headers and JSON body (`Value::Null` when not JSON), and the raw text.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
+use super::tests_harness::{self as harness, Answer, Harness};
+use super::{RecipientSca, RecipientStatus};
 
 impl Answer {
-    fn ok(&self) -> &Value {
-        assert_eq!(self.status, StatusCode::OK, "{}", self.text);
-        &self.body
-    }
-
-    /// Asserts a classic error report (`errors`, `<uuid>#<unix>` Id) and returns `errors`.
-    fn error(&self, status: u16, kind: &str) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "{}", self.text);
-        assert_eq!(self.body["Type"], kind, "{}", self.text);
-        let id = self.body["Id"].as_str().expect("Id is a string");
-        assert!(id.contains('#'), "{id}");
-        assert!(self.body.as_object().unwrap().contains_key("errors"));
-        &self.body["errors"]
-    }
-
     /// Asserts a Recipients error report (`Errors`, a bare UUID Id) and returns `Errors`.
     fn recipient_error(&self, kind: &str) -> &Value {
         assert_eq!(self.status, StatusCode::BAD_REQUEST, "{}", self.text);
@@ -46,126 +23,13 @@ impl Answer {
         assert!(object.contains_key("Errors") && !object.contains_key("errors"));
         &self.body["Errors"]
     }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("no {name} header"))
-    }
-}
-
-struct Harness {
-    running: RunningSandbox,
-    http: reqwest::Client,
-    token: String,
 }
 
 async fn start() -> Harness {
-    let running = Sandbox::new(SandboxConfig {
-        seed: Some(7),
-        ..SandboxConfig::default()
-    })
-    .serve("127.0.0.1:0".parse().unwrap())
-    .await
-    .expect("the sandbox binds a free port");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut harness = Harness {
-        running,
-        http: reqwest::Client::new(),
-        token: String::new(),
-    };
-    harness.token = harness.new_token().await;
-    harness
-}
-
-async fn answer(request: reqwest::RequestBuilder) -> Answer {
-    let response = request.send().await.expect("the sandbox answers");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("a body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        body,
-        text,
-    }
+    harness::start(7).await
 }
 
 impl Harness {
-    fn sandbox(&self) -> &Sandbox {
-        self.running.sandbox()
-    }
-
-    async fn advance(&mut self, d: Duration) {
-        self.sandbox().clock().advance(d);
-        self.token = self.new_token().await;
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.running.base_url())
-    }
-
-    fn api(&self, path: &str) -> String {
-        self.url(&format!(
-            "/v2.01/{}{path}",
-            self.sandbox().config().client_id
-        ))
-    }
-
-    async fn new_token(&self) -> String {
-        let config = self.sandbox().config();
-        let request = self
-            .http
-            .post(self.url("/v2.01/oauth/token"))
-            .basic_auth(&config.client_id, Some(&config.api_key))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body("grant_type=client_credentials");
-        let answer = answer(request).await;
-        answer.ok()["access_token"].as_str().unwrap().to_owned()
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        answer(self.http.get(self.api(path)).bearer_auth(&self.token)).await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Answer {
-        answer(
-            self.http
-                .post(self.api(path))
-                .bearer_auth(&self.token)
-                .json(body),
-        )
-        .await
-    }
-
-    async fn post_keyed(&self, path: &str, body: &Value, key: &str) -> Answer {
-        answer(
-            self.http
-                .post(self.api(path))
-                .bearer_auth(&self.token)
-                .header("Idempotency-Key", key)
-                .json(body),
-        )
-        .await
-    }
-
-    async fn put(&self, path: &str, body: &Value) -> Answer {
-        answer(
-            self.http
-                .put(self.api(path))
-                .bearer_auth(&self.token)
-                .json(body),
-        )
-        .await
-    }
-
-    /// A control request: no bearer token.
-    async fn control(&self, path: &str, body: &Value) -> Answer {
-        answer(self.http.post(self.url(path)).json(body)).await
-    }
-
     async fn user(&self, category: &str) -> String {
         let body = if category == "OWNER" {
             json!({"UserCategory": "OWNER", "TermsAndConditionsAccepted": true, "Address": paris(),

@@ -7,168 +7,28 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{
-    KycFileFormat, KycOutcome, KycRefusedReason, RunningSandbox, Sandbox, SandboxConfig,
-    UboOutcome, UboReason,
-};
-
-/// An answer: status, headers and JSON body (`Value::Null` when not JSON), and the raw text.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-    text: String,
-}
+use super::tests_harness::{self as harness, Answer, Harness, answer};
+use super::{KycFileFormat, KycOutcome, KycRefusedReason, UboOutcome, UboReason};
 
 impl Answer {
-    fn ok(&self) -> &Value {
-        assert_eq!(self.status, StatusCode::OK, "{}", self.text);
-        &self.body
-    }
-
-    /// Asserts a classic error report (`errors`, `<uuid>#<unix>` Id) and returns `errors`.
-    fn error(&self, status: u16, kind: &str) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "{}", self.text);
-        assert_eq!(self.body["Type"], kind, "{}", self.text);
-        let id = self.body["Id"].as_str().expect("Id is a string");
-        assert!(id.contains('#'), "{id}");
-        assert!(self.body["Date"].is_i64());
-        assert!(self.body.as_object().unwrap().contains_key("errors"));
-        &self.body["errors"]
-    }
-
     /// Asserts a 400 `invalid_action` and returns its `Message`.
     fn invalid_action(&self) -> &str {
         assert!(self.error(400, "invalid_action").is_null());
         self.body["Message"].as_str().unwrap()
     }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("no {name} header"))
-    }
-}
-
-struct Harness {
-    running: RunningSandbox,
-    http: reqwest::Client,
-    token: String,
 }
 
 async fn start() -> Harness {
-    let running = Sandbox::new(SandboxConfig {
-        seed: Some(11),
-        ..SandboxConfig::default()
-    })
-    .serve("127.0.0.1:0".parse().unwrap())
-    .await
-    .expect("the sandbox binds a free port");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut harness = Harness {
-        running,
-        http: reqwest::Client::new(),
-        token: String::new(),
-    };
-    harness.token = harness.new_token().await;
-    harness
-}
-
-async fn answer(request: reqwest::RequestBuilder) -> Answer {
-    let response = request.send().await.expect("the sandbox answers");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("a body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        body,
-        text,
-    }
+    harness::start(11).await
 }
 
 impl Harness {
-    fn sandbox(&self) -> &Sandbox {
-        self.running.sandbox()
-    }
-
-    async fn advance(&mut self, d: Duration) {
-        self.sandbox().clock().advance(d);
-        self.token = self.new_token().await;
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.running.base_url())
-    }
-
-    fn api(&self, path: &str) -> String {
-        self.url(&format!(
-            "/v2.01/{}{path}",
-            self.sandbox().config().client_id
-        ))
-    }
-
-    async fn new_token(&self) -> String {
-        let config = self.sandbox().config();
-        let request = self
-            .http
-            .post(self.url("/v2.01/oauth/token"))
-            .basic_auth(&config.client_id, Some(&config.api_key))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body("grant_type=client_credentials");
-        let answer = answer(request).await;
-        answer.ok()["access_token"].as_str().unwrap().to_owned()
-    }
-
-    async fn get(&self, path: &str) -> Answer {
-        answer(self.http.get(self.api(path)).bearer_auth(&self.token)).await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Answer {
-        answer(
-            self.http
-                .post(self.api(path))
-                .bearer_auth(&self.token)
-                .json(body),
-        )
-        .await
-    }
-
     /// A POST without a body, as the Node SDK creates UBO declarations.
     async fn post_empty(&self, path: &str) -> Answer {
         answer(self.http.post(self.api(path)).bearer_auth(&self.token)).await
-    }
-
-    async fn post_keyed(&self, path: &str, body: &Value, key: &str) -> Answer {
-        answer(
-            self.http
-                .post(self.api(path))
-                .bearer_auth(&self.token)
-                .header("Idempotency-Key", key)
-                .json(body),
-        )
-        .await
-    }
-
-    async fn put(&self, path: &str, body: &Value) -> Answer {
-        answer(
-            self.http
-                .put(self.api(path))
-                .bearer_auth(&self.token)
-                .json(body),
-        )
-        .await
-    }
-
-    /// A control request: no bearer token.
-    async fn control(&self, path: &str, body: &Value) -> Answer {
-        answer(self.http.post(self.url(path)).json(body)).await
     }
 
     async fn natural(&self, category: &str) -> String {
