@@ -1,6 +1,7 @@
 //! Quickstart: a natural and a legal user saved in a SQLite file, created at Mangopay (the
-//! in-process sandbox) by the background worker, and printed with their Mangopay ids; then a
-//! wallet for each, a bank account and a recipient, funds credited through the sandbox's
+//! in-process sandbox) by the background worker, and printed with their Mangopay ids; then the
+//! natural user's verification (a refused identity proof listed to send again, a second one
+//! with two pages validated, the user verified for pay-outs); then a wallet for each, a bank account and a recipient, funds credited through the sandbox's
 //! control plane, a transfer, and a pay-out the worker follows until it SUCCEEDED, with the
 //! application's pay-out-succeeded hook run once.
 //!
@@ -18,21 +19,24 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use diesel_mangopay::db::migrations;
+use diesel_mangopay::models::kyc_file::KycSettings;
 use diesel_mangopay::models::{
     BankAccountDetails, MangopayUser, PayoutMethodType, RecipientHolder,
 };
 use diesel_mangopay::{
-    Address, ClientConfig, CurrencyCode, DatabaseUrl, Db, Hooks, LegalPersonType,
-    MangopayBankAccount, MangopayClient, MangopayLegalUser, MangopayNaturalUser, MangopayPayOut,
-    MangopayRecipient, MangopayTransfer, MangopayWallet, Money, PayOutDestination, Polling,
-    TransactionStatus, UserCategory,
+    Address, ClientConfig, CurrencyCode, DatabaseUrl, Db, DocumentStatus, DocumentType, Hooks,
+    LegalPersonType, MangopayBankAccount, MangopayClient, MangopayDocument, MangopayLegalUser,
+    MangopayNaturalUser, MangopayPage, MangopayPayOut, MangopayRecipient, MangopayTransfer,
+    MangopayWallet, Money, PayOutDestination, Polling, TransactionStatus, UserCategory,
+    Verification,
 };
 use diesel_mangopay_jobs::{
-    CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT,
-    CREATE_MANGOPAY_TRANSFER, CREATE_MANGOPAY_WALLET, Job, JobContext, JobQueue, Registry,
-    WorkerOptions, run_worker,
+    CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION,
+    CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT, CREATE_MANGOPAY_TRANSFER,
+    CREATE_MANGOPAY_WALLET, Job, JobContext, JobQueue, Registry, WorkerOptions, kyc_sweep,
+    run_worker,
 };
-use diesel_mangopay_sandbox::{RecipientSca, Sandbox, SandboxConfig};
+use diesel_mangopay_sandbox::{KycOutcome, KycRefusedReason, RecipientSca, Sandbox, SandboxConfig};
 
 /// The database: `DATABASE_URL` if set, otherwise a fresh SQLite file under `target/`.
 fn database_url() -> Result<DatabaseUrl, Box<dyn Error>> {
@@ -140,7 +144,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         );
         Ok(())
     });
-    let db = db.with_hooks(hooks);
+    // Pages handed over as bytes wait in a staging directory until the worker uploads them.
+    let staging = tempfile::tempdir()?;
+    let db = db.with_hooks(hooks).with_kyc(KycSettings {
+        staging_dir: staging.path().to_path_buf(),
+        ..KycSettings::default()
+    });
     let queue = JobQueue::connect(&url).await?;
     let every_second = Polling::every(Duration::from_secs(1), 30);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -207,13 +216,116 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     println!();
 
-    // 7. Where the money lives and goes: a wallet each, Alex's bank account (IBAN) and a
+    // 7. Alex's verification. A first identity proof is refused (the sandbox's reviewers are
+    //    a control request away); a second one, two pages, is validated. The worker creates
+    //    each document, uploads its pages and submits it; the KYC sweep (hourly on working
+    //    days by default) has the outcomes read.
+    let [alex, business] = ids;
+    let ctx = JobContext {
+        db: db.clone(),
+        client: client.clone(),
+    };
+    let mut verdicts = Vec::new();
+    for (pages, outcome) in [
+        (
+            vec![page(1)],
+            KycOutcome::Refused {
+                reason_type: KycRefusedReason::DocumentUnreadable,
+                message: Some("The photo is blurred".into()),
+                flags: Vec::new(),
+            },
+        ),
+        (vec![page(2), page(3)], KycOutcome::Validated),
+    ] {
+        let mut document = MangopayDocument::new(alex, DocumentType::IdentityProof);
+        document.save(&db).await?;
+        let id = document.id.expect("saved");
+        for bytes in &pages {
+            MangopayPage::add_bytes(&db, id, bytes).await?;
+        }
+        queue
+            .enqueue(Job::new(
+                CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION,
+                id,
+            ))
+            .await?;
+        drained(&queue).await?;
+        let document = MangopayDocument::get(&db, id).await?;
+        let remote = document
+            .mangopay_id()
+            .ok_or("the document was not created")?;
+        sandbox.sandbox().set_kyc_outcome(remote, outcome)?;
+        kyc_sweep(&ctx, &queue).await?;
+        drained(&queue).await?;
+        let document = MangopayDocument::get(&db, id).await?;
+        println!(
+            "  kyc:        identity proof #{id} ({} page(s) uploaded) -> {}{}",
+            document.pages(&db).await?.len(),
+            document.status().map_or("-", |s| s.as_str()),
+            document
+                .facts()
+                .refused_reason_type
+                .as_deref()
+                .map(|r| format!(
+                    " ({r}: {})",
+                    document
+                        .facts()
+                        .refused_reason_message
+                        .as_deref()
+                        .unwrap_or("-")
+                ))
+                .unwrap_or_default()
+        );
+        verdicts.push(document.status().cloned());
+        if document.status() == Some(&DocumentStatus::Refused) {
+            let to_send = Verification::of(&db, alex).await?.to_send_again;
+            println!(
+                "  kyc:        to send again: {}",
+                to_send
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if to_send != [DocumentType::IdentityProof] {
+                return Err("the refused identity proof is not listed to send again".into());
+            }
+        }
+    }
+    let mut alex_user = MangopayNaturalUser::get(&db, alex).await?;
+    alex_user.refresh(&db, &client).await?;
+    let verification = Verification::of(&db, alex).await?;
+    println!(
+        "  kyc:        Alex: light {}, regular {}, KYC level {}, verified for pay-outs: {}",
+        verification.light,
+        verification.regular,
+        verification.kyc_level.as_ref().map_or("-", |k| k.as_str()),
+        if verification.verified_for_pay_outs() {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    if verdicts
+        != [
+            Some(DocumentStatus::Refused),
+            Some(DocumentStatus::Validated),
+        ]
+        || !verification.verified_for_pay_outs()
+    {
+        return Err("Alex's verification did not end as expected".into());
+    }
+    if std::fs::read_dir(staging.path())?.next().is_some() {
+        return Err("a staged page was left behind".into());
+    }
+    println!();
+
+    // 8. Where the money lives and goes: a wallet each, Alex's bank account (IBAN) and a
     //    recipient. The recipient waits for Alex's SCA; the sandbox completes it after 2 s.
     sandbox
         .sandbox()
         .knobs()
         .set_recipient_sca(RecipientSca::ActivateAfter(Duration::from_secs(2)));
-    let [alex, business] = ids;
     let mut alex_wallet = MangopayWallet::new(alex, "EUR", "Alex's earnings")?;
     alex_wallet.save(&db).await?;
     let mut business_wallet = MangopayWallet::new(business, "EUR", "Best Business")?;
@@ -270,7 +382,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         recipient.facts().status_checks,
     );
 
-    // 8. Funds: until card pay-ins, a sandbox control request credits Alex's wallet.
+    // 9. Funds: until card pay-ins, a sandbox control request credits Alex's wallet.
     let alex_wallet = MangopayWallet::get(&db, wallet_ids[0]).await?;
     let alex_mangopay_wallet = alex_wallet
         .mangopay_id()
@@ -292,7 +404,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "  funds:      EUR 100.00 credited to wallet {alex_mangopay_wallet} (control request)"
     );
 
-    // 9. A transfer to the business, and a pay-out of the rest to Alex's bank account,
+    // 10. A transfer to the business, and a pay-out of the rest to Alex's bank account,
     //    followed by the worker until Mangopay settles it (the sandbox: after 2 s).
     sandbox
         .sandbox()
@@ -334,7 +446,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         started.elapsed().as_secs_f64()
     );
 
-    // 10. What the database holds now, next to what Mangopay says.
+    // 11. What the database holds now, next to what Mangopay says.
     let transfer = MangopayTransfer::get(&db, transfer_id).await?;
     let pay_out = MangopayPayOut::get(&db, pay_out_id).await?;
     println!();
@@ -382,6 +494,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         return Err("the database's balances differ from Mangopay's".into());
     }
     Ok(())
+}
+
+/// A sample page file: a PNG header and 40 KB of filler (a real application hands over the
+/// user's scan).
+fn page(seed: u8) -> Vec<u8> {
+    let mut bytes = vec![0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, seed];
+    bytes.resize(40_000, seed);
+    bytes
 }
 
 /// Waits until the worker has run every job enqueued, and every check planned, so far.

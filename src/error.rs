@@ -203,6 +203,15 @@ pub enum Error {
         /// Why it cannot be read.
         problem: String,
     },
+    /// A KYC page's file could not be staged or read back (a disk or permission problem of the
+    /// staging directory).
+    #[error("KYC page file {path}: {reason}")]
+    PageFile {
+        /// The file or directory.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -226,7 +235,8 @@ impl Error {
             | Error::AdoptRefused { .. }
             | Error::ReleaseRefused { .. }
             | Error::NotCleared { .. }
-            | Error::StoredValue { .. } => false,
+            | Error::StoredValue { .. }
+            | Error::PageFile { .. } => false,
         }
     }
 

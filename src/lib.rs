@@ -55,6 +55,9 @@ pub use models::{
     MangopayPayOut, MangopayTransfer, MangopayUser, MangopayWallet, Money, PayOutDestination,
     PayoutMode, PersonType, TransactionStatus, UserCategory, UserFacts, UserStatus,
 };
-pub use models::{MangopayBankAccount, MangopayRecipient};
+pub use models::{
+    DocumentStatus, DocumentType, MangopayBankAccount, MangopayDocument, MangopayPage,
+    MangopayRecipient, UploadState, Verification,
+};
 pub use sync::{Lease, Poll, Polling, SyncInfo, SyncState};
 pub use validate::{CountryCode, CurrencyCode, FieldError, FieldErrorKind, ValidationErrors};

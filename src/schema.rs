@@ -250,11 +250,62 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// KYC documents: one per document type sent for a user's verification.
+    mangopay_documents (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        document_type -> Text,
+        status -> Nullable<Text>,
+        refused_reason_type -> Nullable<Text>,
+        refused_reason_message -> Nullable<Text>,
+        flags -> Nullable<Text>,
+        processed_at -> Nullable<Timestamp>,
+        tag -> Nullable<Text>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        validation_asked_at -> Nullable<Timestamp>,
+        status_checks -> Integer,
+        status_checked_at -> Nullable<Timestamp>,
+        mangopay_id -> Nullable<Text>,
+        sync_state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The pages (files) of KYC documents: where each file is and how far its upload went,
+    /// never its bytes.
+    mangopay_pages (id) {
+        id -> BigInt,
+        document_id -> BigInt,
+        position -> Integer,
+        source_kind -> Text,
+        source_path -> Text,
+        file_format -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        upload_state -> Text,
+        upload_key -> Nullable<Text>,
+        upload_key_at -> Nullable<Timestamp>,
+        upload_attempts -> Integer,
+        uploaded_at -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(mangopay_natural_users -> mangopay_users (user_id));
 diesel::joinable!(mangopay_legal_users -> mangopay_users (user_id));
 diesel::joinable!(mangopay_wallets -> mangopay_users (owner_id));
 diesel::joinable!(mangopay_bank_accounts -> mangopay_users (user_id));
 diesel::joinable!(mangopay_recipients -> mangopay_users (user_id));
+diesel::joinable!(mangopay_documents -> mangopay_users (user_id));
+diesel::joinable!(mangopay_pages -> mangopay_documents (document_id));
 diesel::allow_tables_to_appear_in_same_query!(
     mangopay_users,
     mangopay_natural_users,
@@ -263,5 +314,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mangopay_bank_accounts,
     mangopay_recipients,
     mangopay_transfers,
-    mangopay_pay_outs
+    mangopay_pay_outs,
+    mangopay_documents,
+    mangopay_pages
 );

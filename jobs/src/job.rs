@@ -27,6 +27,15 @@ pub const UPDATE_MANGOPAY_PAY_OUT: &str = "update_mangopay_pay_out";
 /// `update_mangopay_recipient(id)`: checks a recipient still `PENDING` its user's SCA, and
 /// plans the next check while it stays so.
 pub const UPDATE_MANGOPAY_RECIPIENT: &str = "update_mangopay_recipient";
+/// `create_mangopay_document_and_pages_and_ask_for_validation(id)` (django-mangopay's name):
+/// creates the KYC document at Mangopay, uploads each of its pages not uploaded yet (each at
+/// most once, resuming where an earlier run stopped), and asks for its validation.
+pub const CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION: &str =
+    "create_mangopay_document_and_pages_and_ask_for_validation";
+/// `update_mangopay_document_status(id)`: reads the status of a KYC document awaiting
+/// validation (`VALIDATION_ASKED`); a document in any other state is left alone. The KYC
+/// sweep queues it for every document awaiting validation.
+pub const UPDATE_MANGOPAY_DOCUMENT_STATUS: &str = "update_mangopay_document_status";
 
 /// A job: the name of a registered operation and the row id it works on. Rows are loaded when
 /// the job runs, so it always works on the latest data.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use diesel_mangopay::db::migrations;
+use diesel_mangopay::models::kyc_file::KycSettings;
 use diesel_mangopay::sync::SweepOptions;
 use diesel_mangopay::{Config, Db, MangopayClient, Polling};
 use diesel_mangopay_jobs::{
@@ -51,6 +52,28 @@ struct Args {
     /// Status checks of a recipient still PENDING before it is reported and no longer followed.
     #[arg(long, default_value_t = 144, value_parser = clap::value_parser!(i32).range(1..))]
     recipient_max_checks: i32,
+    /// When the KYC sweep queues the status update of every document awaiting validation: a
+    /// cron expression with seconds, in UTC, or `off`. Default: hourly from 08:00 to 17:00,
+    /// Monday to Friday.
+    #[arg(long, default_value = diesel_mangopay_jobs::KYC_SCHEDULE, value_parser = kyc_schedule)]
+    kyc_schedule: KycSchedule,
+    /// Where pages handed over as bytes are staged until uploaded (the application's
+    /// `KycSettings::staging_dir`); default: `diesel-mangopay-pages` in the temporary directory.
+    #[arg(long, env = "MANGOPAY_KYC_STAGING_DIR")]
+    kyc_staging_dir: Option<std::path::PathBuf>,
+}
+
+/// A KYC schedule, or none.
+#[derive(Debug, Clone)]
+struct KycSchedule(Option<cron::Schedule>);
+
+fn kyc_schedule(text: &str) -> Result<KycSchedule, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(KycSchedule(None));
+    }
+    text.parse::<cron::Schedule>()
+        .map(|s| KycSchedule(Some(s)))
+        .map_err(|e| format!("not a cron expression with seconds (or `off`): {e}"))
 }
 
 impl Args {
@@ -81,7 +104,11 @@ async fn shutdown_signal() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let db = Db::connect(config.database_url()).await?;
+    let mut kyc = KycSettings::default();
+    if let Some(dir) = &args.kyc_staging_dir {
+        kyc.staging_dir = dir.clone();
+    }
+    let db = Db::connect(config.database_url()).await?.with_kyc(kyc);
     let pending: Vec<_> = db
         .run(migrations::list)
         .await?
@@ -116,6 +143,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ..SweepOptions::default()
         },
         registry: args.registry(),
+        kyc_schedule: args.kyc_schedule.0.clone(),
     };
     run_worker(JobContext { db, client }, queue, options, shutdown_signal()).await?;
     Ok(())

@@ -11,16 +11,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use diesel_mangopay::models::{
-    MangopayBankAccount, MangopayPayOut, MangopayRecipient, MangopayTransfer, MangopayUser,
-    MangopayWallet,
+    MangopayBankAccount, MangopayDocument, MangopayPayOut, MangopayRecipient, MangopayTransfer,
+    MangopayUser, MangopayWallet,
 };
 use diesel_mangopay::sync::follow::{self, Followed};
 use diesel_mangopay::sync::{self, Lease, Resource, SyncTable};
 use diesel_mangopay::{Db, Error, MangopayClient, Poll, Polling};
 
 use crate::job::{
-    CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT,
-    CREATE_MANGOPAY_TRANSFER, CREATE_MANGOPAY_USER, CREATE_MANGOPAY_WALLET,
+    CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION,
+    CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT, CREATE_MANGOPAY_TRANSFER,
+    CREATE_MANGOPAY_USER, CREATE_MANGOPAY_WALLET, UPDATE_MANGOPAY_DOCUMENT_STATUS,
     UPDATE_MANGOPAY_PAY_OUT, UPDATE_MANGOPAY_RECIPIENT, UPDATE_MANGOPAY_USER,
     UPDATE_MANGOPAY_WALLET,
 };
@@ -124,6 +125,36 @@ impl Registry {
             )
             .create_only::<MangopayTransfer>(CREATE_MANGOPAY_TRANSFER)
             .followed::<MangopayPayOut>(CREATE_MANGOPAY_PAY_OUT, UPDATE_MANGOPAY_PAY_OUT, pay_outs)
+            .kyc_documents()
+    }
+
+    /// Registers the KYC document jobs:
+    /// `create_mangopay_document_and_pages_and_ask_for_validation` (on the sweep for documents
+    /// whose create is due) and `update_mangopay_document_status` (queued by [`crate::kyc_sweep`]
+    /// for every document awaiting validation).
+    pub fn kyc_documents(self) -> Registry {
+        let create: Handler = Arc::new(|ctx: JobContext, id, lease: Lease| {
+            Box::pin(async move {
+                sync::create_by_id::<MangopayDocument>(&ctx.db, &ctx.client, id, &lease).await?;
+                sync::release(&ctx.db, MangopayDocument::TABLE, id, &lease).await?;
+                MangopayDocument::upload_pages_and_ask_for_validation(&ctx.db, &ctx.client, id)
+                    .await?;
+                Ok(None)
+            })
+        });
+        self.with_resource::<MangopayDocument>(
+            (
+                CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION,
+                create,
+            ),
+            None,
+            None,
+        )
+        .job(UPDATE_MANGOPAY_DOCUMENT_STATUS, |ctx, id| async move {
+            MangopayDocument::update_status(&ctx.db, &ctx.client, id)
+                .await
+                .map(drop)
+        })
     }
 
     /// Registers resource `R`'s create job (`create`: the sync core's create of the stored
@@ -288,7 +319,8 @@ mod tests {
                 "mangopay_bank_accounts",
                 "mangopay_recipients",
                 "mangopay_transfers",
-                "mangopay_pay_outs"
+                "mangopay_pay_outs",
+                "mangopay_documents"
             ]
         );
         assert_eq!(r.sweeps[4].update, None);
@@ -301,6 +333,9 @@ mod tests {
         assert_eq!(r.sweeps[4].follow, None);
         let pay_out = r.entry(CREATE_MANGOPAY_PAY_OUT).unwrap();
         assert_eq!(pay_out.follow.as_deref(), Some(UPDATE_MANGOPAY_PAY_OUT));
+        assert!(r.knows(CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION));
+        assert!(r.knows(UPDATE_MANGOPAY_DOCUMENT_STATUS));
+        assert_eq!(r.sweeps[6].update, None);
         let custom = r.job("ping", |_ctx, _id| async { Ok(()) });
         assert!(custom.knows("ping"));
         assert!(format!("{custom:?}").contains("ping"));

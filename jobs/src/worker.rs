@@ -11,9 +11,10 @@ use apalis::prelude::{
     AbortError, BackendExt, BoxDynError, Data, Monitor, ParallelizeExt, TaskId, WorkerBuilder,
     WorkerBuilderExt,
 };
+use apalis_cron::{CronScheduler, Tick};
 use chrono::{DateTime, Utc};
 use diesel_mangopay::sync::{self, Lease, SweepOptions};
-use diesel_mangopay::{ApiError, Error, MangopayPayOut};
+use diesel_mangopay::{ApiError, Error, MangopayDocument, MangopayPayOut};
 
 use crate::job::Job;
 use crate::queue::{JobQueue, JobsError, with_storage};
@@ -69,7 +70,15 @@ pub struct WorkerOptions {
     pub sweep: SweepOptions,
     /// The job types this worker runs.
     pub registry: Registry,
+    /// When the KYC sweep ([`kyc_sweep`]) queues the status update of every document awaiting
+    /// validation, as a cron expression with seconds (UTC); `None` never. Default
+    /// [`KYC_SCHEDULE`].
+    pub kyc_schedule: Option<cron::Schedule>,
 }
+
+/// The KYC sweep's default schedule, django-mangopay's: every hour on the hour from 08:00 to
+/// 17:00, Monday to Friday (UTC).
+pub const KYC_SCHEDULE: &str = "0 0 8-17 * * Mon-Fri";
 
 impl Default for WorkerOptions {
     fn default() -> Self {
@@ -81,6 +90,7 @@ impl Default for WorkerOptions {
             sweep_interval: Some(Duration::from_secs(60)),
             sweep: SweepOptions::default(),
             registry: Registry::standard(),
+            kyc_schedule: Some(KYC_SCHEDULE.parse().expect("a valid cron expression")),
         }
     }
 }
@@ -323,6 +333,26 @@ pub async fn sweep(
     Ok(enqueued)
 }
 
+/// Queues `update_mangopay_document_status` for every KYC document awaiting validation (what
+/// the worker runs on its KYC schedule, [`WorkerOptions::kyc_schedule`]). A status update of
+/// a document that no longer awaits validation sends nothing, so a document queued twice (two
+/// workers on the same schedule) costs one more read at most. Returns how many jobs it queued.
+pub async fn kyc_sweep(ctx: &JobContext, queue: &JobQueue) -> Result<usize, JobsError> {
+    let ids = MangopayDocument::awaiting_validation(&ctx.db).await?;
+    for &id in &ids {
+        queue
+            .enqueue(Job::new(crate::job::UPDATE_MANGOPAY_DOCUMENT_STATUS, id))
+            .await?;
+    }
+    tracing::info!(queued = ids.len(), "KYC sweep: status updates queued");
+    Ok(ids.len())
+}
+
+async fn kyc_tick(_tick: Tick, shared: Data<Arc<Shared>>) -> Result<(), BoxDynError> {
+    kyc_sweep(&shared.ctx, &shared.queue).await?;
+    Ok(())
+}
+
 /// A name unique to this process, so that workers on several machines never share one: the
 /// job storage hands the tasks of a worker that stopped sending heartbeats to another by name.
 fn worker_name() -> String {
@@ -360,6 +390,7 @@ where
         })
     });
     let name = worker_name();
+    let kyc_name = format!("{name}-kyc");
     tracing::info!(concurrency = options.concurrency, heartbeat = ?queue.heartbeat,
         jobs = ?options.registry, "worker starting");
     let shared = Arc::new(Shared {
@@ -380,6 +411,20 @@ where
                 .build(dispatch)
         })
     });
+    let kyc = options.kyc_schedule.clone().filter(|_| {
+        options
+            .registry
+            .knows(crate::job::UPDATE_MANGOPAY_DOCUMENT_STATUS)
+    });
+    let monitor = match kyc {
+        Some(schedule) => monitor.register(move |_restarts: usize| {
+            WorkerBuilder::new(kyc_name.clone())
+                .backend(CronScheduler::new(schedule.clone()))
+                .data(shared.clone())
+                .build(kyc_tick)
+        }),
+        None => monitor,
+    };
     let result = monitor
         .run_with_signal(async move {
             shutdown.await;

@@ -351,6 +351,37 @@ impl MangopayClient {
         }
     }
 
+    /// `POST` of a create whose success has no body (a KYC document page: 204), with `key` as
+    /// its `Idempotency-Key`. Returns whether the success is the stored first answer to an
+    /// earlier request with the same key (read back after a 409). A stored error comes back
+    /// marked replayed; a first answer that cannot be read back is
+    /// [`ApiError::ReplayUnavailable`].
+    pub async fn post_without_answer<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        key: &IdempotencyKey,
+    ) -> Result<bool, ApiError> {
+        let body = to_json(body)?;
+        let answer = self
+            .send(Method::POST, self.url(path, &[]), Some(&body), Some(key))
+            .await?;
+        match next_step(answer.status.as_u16(), true, true) {
+            Next::Done => Ok(false),
+            Next::ReadStoredAnswer => {
+                tracing::info!(key = %key, path, "idempotency key already used; reading the first answer back");
+                let stored = self.stored_response(key).await.map_err(|source| {
+                    ApiError::ReplayUnavailable {
+                        key: key.to_string(),
+                        source: Box::new(source),
+                    }
+                })?;
+                stored.into_result().map(|_| true)
+            }
+            Next::Fail | Next::RenewTokenAndResend => Err(error_from(answer)),
+        }
+    }
+
     /// The first answer to a request sent with `key`, as [`MangopayClient::post_keyed`]
     /// returns it after a 409: the stored resource, the stored error (replayed), or
     /// [`ApiError::ReplayUnavailable`] when it cannot be read.

@@ -226,6 +226,7 @@ pub struct Db {
     url: DatabaseUrl,
     counts: Arc<Counts>,
     hooks: crate::hooks::Hooks,
+    kyc: crate::models::kyc_file::KycSettings,
 }
 
 impl std::fmt::Debug for Db {
@@ -275,6 +276,7 @@ impl Db {
             url: url.clone(),
             counts,
             hooks: crate::hooks::Hooks::default(),
+            kyc: crate::models::kyc_file::KycSettings::default(),
         })
     }
 
@@ -283,6 +285,18 @@ impl Db {
     pub fn with_hooks(mut self, hooks: crate::hooks::Hooks) -> Db {
         self.hooks = hooks;
         self
+    }
+
+    /// This handle with `settings` for KYC page files (their checks, where staged copies
+    /// live); clones made afterwards share them.
+    pub fn with_kyc(mut self, settings: crate::models::kyc_file::KycSettings) -> Db {
+        self.kyc = settings;
+        self
+    }
+
+    /// The KYC page-file settings of this handle.
+    pub fn kyc(&self) -> &crate::models::kyc_file::KycSettings {
+        &self.kyc
     }
 
     /// The hooks registered on this handle.

@@ -48,6 +48,18 @@ impl FileFormat {
         }
     }
 
+    /// Reads a name written by [`as_str`](Self::as_str).
+    pub fn from_name(name: &str) -> Option<FileFormat> {
+        [
+            FileFormat::Pdf,
+            FileFormat::Jpeg,
+            FileFormat::Gif,
+            FileFormat::Png,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == name)
+    }
+
     /// The name used in messages and stored on a page's row (`PDF`, `JPEG`, `GIF`, `PNG`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,6 +98,28 @@ impl Default for FileLimits {
             max_bytes: 7_500_000,
             max_pages: 5,
             accept_gif: false,
+        }
+    }
+}
+
+/// How KYC page files are handled: the checks, and where copies of files handed over as bytes
+/// wait for their upload. Set with [`Db::with_kyc`](crate::Db::with_kyc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KycSettings {
+    /// The bounds every page file is checked against before it is recorded or sent.
+    pub limits: FileLimits,
+    /// Where [`MangopayPage::add_bytes`](crate::MangopayPage::add_bytes) stages its copies
+    /// (created when needed, files readable by this user only). It must be reachable by the
+    /// workers that upload the pages; default: `diesel-mangopay-pages` in the system's
+    /// temporary directory.
+    pub staging_dir: std::path::PathBuf,
+}
+
+impl Default for KycSettings {
+    fn default() -> Self {
+        KycSettings {
+            limits: FileLimits::default(),
+            staging_dir: std::env::temp_dir().join("diesel-mangopay-pages"),
         }
     }
 }

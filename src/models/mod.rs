@@ -7,8 +7,10 @@
 //! object; every write of API data goes through the model's `apply_api_data`.
 
 mod bank_account;
+mod document;
 pub mod kyc_file;
 mod money;
+mod page;
 mod parent;
 mod pay_out;
 mod recipient;
@@ -16,12 +18,15 @@ mod transaction;
 mod transfer;
 mod types;
 mod user;
+pub mod verification;
 mod wallet;
 
 pub use bank_account::{
     BANK_ACCOUNTS, BankAccountDetails, BankAccountFacts, DepositAccountType, MangopayBankAccount,
 };
+pub use document::{DOCUMENTS, DocumentFacts, MangopayDocument};
 pub use money::Money;
+pub use page::{MangopayPage, PageResolution, PageSource, UploadState};
 pub use pay_out::{MangopayPayOut, PAY_OUTS, PayOutDestination, PayOutFacts};
 pub use recipient::{
     MangopayRecipient, PayoutMethodType, RECIPIENTS, RecipientFacts, RecipientHolder,
@@ -31,13 +36,14 @@ pub use transaction::TransactionFacts;
 pub use transfer::{MangopayTransfer, TRANSFERS};
 pub use types::RecipientStatus;
 pub use types::{
-    Address, IncomeRange, KycLevel, LegalPersonType, PayoutMode, PersonType, TransactionStatus,
-    UserCategory, UserStatus,
+    Address, DocumentStatus, DocumentType, IncomeRange, KycLevel, LegalPersonType, PayoutMode,
+    PersonType, TransactionStatus, UserCategory, UserStatus,
 };
 pub use user::{
     LegalUserBuilder, MangopayLegalUser, MangopayNaturalUser, MangopayUser, NaturalUserBuilder,
     USERS, UserFacts,
 };
+pub use verification::Verification;
 pub use wallet::{MangopayWallet, WALLETS, WalletFacts};
 
 /// [`Resource::insert`](crate::sync::Resource::insert) and

@@ -8,7 +8,8 @@ use diesel::prelude::*;
 use crate::Error;
 use crate::db::AnyConnection;
 use crate::schema::{
-    mangopay_bank_accounts, mangopay_recipients, mangopay_users, mangopay_wallets,
+    mangopay_bank_accounts, mangopay_legal_users, mangopay_recipients, mangopay_users,
+    mangopay_wallets,
 };
 use crate::validate::{FieldErrorKind, ValidationErrors};
 
@@ -91,6 +92,54 @@ pub(crate) fn user(
         mangopay_id,
         owner_id: Some(id),
         ..Parent::default()
+    })
+}
+
+/// A user as KYC sees it: the parent, and what decides which documents it may send.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct KycUser {
+    /// The user as a parent.
+    pub parent: Parent,
+    /// `LEGAL` users have a legal person type; `None` for a natural user.
+    pub legal_person_type: Option<String>,
+    /// Whether the user's category is `OWNER` (only owners submit documents).
+    pub owner: bool,
+}
+
+/// The user `id`, with its person type and category.
+pub(crate) fn kyc_user(
+    conn: &mut AnyConnection,
+    field: &'static str,
+    id: i64,
+) -> Result<KycUser, Error> {
+    let found = mangopay_users::table
+        .find(id)
+        .select((
+            mangopay_users::mangopay_id,
+            mangopay_users::person_type,
+            mangopay_users::user_category,
+        ))
+        .first::<(Option<String>, String, String)>(conn)
+        .optional()?;
+    let (mangopay_id, person_type, category) =
+        found.ok_or_else(|| missing(field, "MangopayUser", id))?;
+    let legal_person_type = if person_type == "LEGAL" {
+        mangopay_legal_users::table
+            .find(id)
+            .select(mangopay_legal_users::legal_person_type)
+            .first::<String>(conn)
+            .optional()?
+    } else {
+        None
+    };
+    Ok(KycUser {
+        parent: Parent {
+            mangopay_id,
+            owner_id: Some(id),
+            ..Parent::default()
+        },
+        legal_person_type,
+        owner: category == "OWNER",
     })
 }
 

@@ -57,6 +57,38 @@ macro_rules! api_enum {
 }
 
 api_enum! {
+    /// The kind of a KYC document (`Type`).
+    DocumentType {
+        /// An identity document: passport, identity card, driving licence, residence permit.
+        IdentityProof = "IDENTITY_PROOF",
+        /// Proof of a legal entity's registration (or a sole trader's).
+        RegistrationProof = "REGISTRATION_PROOF",
+        /// A legal entity's articles of association.
+        ArticlesOfAssociation = "ARTICLES_OF_ASSOCIATION",
+        /// A shareholder declaration (older businesses; today's API asks for a UBO declaration).
+        ShareholderDeclaration = "SHAREHOLDER_DECLARATION",
+        /// A proof of address.
+        AddressProof = "ADDRESS_PROOF",
+    }
+}
+
+api_enum! {
+    /// Where a KYC document stands (`Status`).
+    DocumentStatus {
+        /// Created; pages can be added; not submitted.
+        Created = "CREATED",
+        /// Submitted: Mangopay's teams are reviewing it.
+        ValidationAsked = "VALIDATION_ASKED",
+        /// Validated.
+        Validated = "VALIDATED",
+        /// Refused (see the refused reason); a new document must be sent.
+        Refused = "REFUSED",
+        /// Downgraded (expired); a new document must be sent.
+        OutOfDate = "OUT_OF_DATE",
+    }
+}
+
+api_enum! {
     /// Whether a user is an individual or a legal entity (`PersonType`).
     PersonType {
         /// An individual.

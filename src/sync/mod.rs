@@ -130,6 +130,7 @@ pub use self::resource::{ApiRequest, Listing, Resource, Scope, UpdateRequest};
 pub use self::state::{SyncInfo, SyncState, UnknownSyncState};
 pub use self::store::{DueRow, SyncTable};
 pub use self::sweep::SweepOptions;
+pub(crate) use self::update::record_answer;
 use crate::db::Db;
 use crate::{Error, MangopayClient};
 

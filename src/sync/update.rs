@@ -229,3 +229,26 @@ pub(crate) async fn refresh<R: Resource>(
     .await?
     .map_or(Ok(()), Err)
 }
+
+/// Records `payload`, Mangopay's answer to a request about row `id`'s object that is neither
+/// its create nor its update (a status change asked for, such as a KYC document's
+/// submission), as a refresh records it: the payload, then Mangopay's own fields only.
+pub(crate) async fn record_answer<R: Resource>(
+    db: &Db,
+    model: R,
+    id: i64,
+    payload: Value,
+) -> Result<(), Error> {
+    let hooks = db.hooks().clone();
+    db.write(move |conn| {
+        if store::record_refreshed(conn, R::TABLE, id, &payload.to_string(), now())?.is_none() {
+            return Err(Error::NotFound {
+                model: R::MODEL,
+                id,
+            });
+        }
+        apply_or_note(conn, &model, id, &payload, Scope::ServerOnly, now(), &hooks)
+    })
+    .await?
+    .map_or(Ok(()), Err)
+}

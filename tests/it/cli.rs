@@ -57,15 +57,16 @@ fn migrate_round_trip(database: &TestDatabase) {
     assert!(stdout(&run).contains("applied 20261121000002"));
     assert!(stdout(&run).contains("applied 20261121000003"));
     assert!(stdout(&run).contains("applied 20261121000004"));
+    assert!(stdout(&run).contains("applied 20261121000005"));
 
     let revert = cli(&["migrate", "revert", "--database-url", &url]);
     assert!(
-        revert.status.success() && stdout(&revert).contains("reverted 20261121000004"),
+        revert.status.success() && stdout(&revert).contains("reverted 20261121000005"),
         "{revert:?}"
     );
     let list = cli(&["migrate", "list", "--database-url", &url]);
-    assert!(stdout(&list).contains("[X] 2026-11-21-000003_money_out"));
-    assert!(stdout(&list).contains("[ ] 2026-11-21-000004_follow_status"));
+    assert!(stdout(&list).contains("[X] 2026-11-21-000004_follow_status"));
+    assert!(stdout(&list).contains("[ ] 2026-11-21-000005_kyc_documents"));
 }
 
 #[test]

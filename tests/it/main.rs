@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod contract;
 mod db;
+mod kyc;
 mod money;
 mod money_bank;
 mod money_out;

@@ -427,6 +427,11 @@ both_backends!(
             .unwrap();
         // The row as an earlier version of the library left it: no follow column.
         let mut conn = env.db.get().unwrap();
+        assert_eq!(
+            migrations::revert_last(&mut conn).unwrap(),
+            "20261121000005",
+            "the KYC migration"
+        );
         let reverted = migrations::revert_last(&mut conn).unwrap();
         assert_eq!(reverted, "20261121000004", "the follow migration");
         migrations::run_pending(&mut conn).unwrap();

@@ -11,6 +11,7 @@ mod cost;
 mod crash;
 mod faults;
 mod follow;
+mod kyc;
 mod money;
 mod process;
 mod sweep;

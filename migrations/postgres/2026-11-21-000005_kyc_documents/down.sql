@@ -1,0 +1,2 @@
+DROP TABLE mangopay_pages;
+DROP TABLE mangopay_documents;
