@@ -59,5 +59,8 @@ pub use models::{
     DocumentStatus, DocumentType, MangopayBankAccount, MangopayDocument, MangopayPage,
     MangopayRecipient, UploadState, Verification,
 };
+pub use models::{
+    MangopayUbo, MangopayUboDeclaration, UboCreateState, UboDeclarationStatus, UboFields,
+};
 pub use sync::{Lease, Poll, Polling, SyncInfo, SyncState};
 pub use validate::{CountryCode, CurrencyCode, FieldError, FieldErrorKind, ValidationErrors};

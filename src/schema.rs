@@ -270,6 +270,7 @@ diesel::table! {
         sync_state -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        submission_requested_at -> Nullable<Timestamp>,
     }
 }
 
@@ -299,6 +300,61 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// UBO declarations: the ultimate beneficial owners of a BUSINESS or PARTNERSHIP user.
+    mangopay_ubo_declarations (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        status -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        message -> Nullable<Text>,
+        processed_at -> Nullable<Timestamp>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        submission_requested_at -> Nullable<Timestamp>,
+        validation_asked_at -> Nullable<Timestamp>,
+        status_checks -> Integer,
+        status_checked_at -> Nullable<Timestamp>,
+        mangopay_id -> Nullable<Text>,
+        sync_state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The UBOs (beneficial owners) of UBO declarations, with how far their create went.
+    mangopay_ubos (id) {
+        id -> BigInt,
+        declaration_id -> BigInt,
+        first_name -> Text,
+        last_name -> Text,
+        address_line1 -> Nullable<Text>,
+        address_line2 -> Nullable<Text>,
+        address_city -> Nullable<Text>,
+        address_region -> Nullable<Text>,
+        address_postal_code -> Nullable<Text>,
+        address_country -> Nullable<Text>,
+        nationality -> Text,
+        birthday -> Date,
+        birthplace_city -> Text,
+        birthplace_country -> Text,
+        is_active -> Bool,
+        mangopay_id -> Nullable<Text>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        create_state -> Text,
+        create_key -> Nullable<Text>,
+        create_key_at -> Nullable<Timestamp>,
+        create_attempts -> Integer,
+        dirty -> Bool,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(mangopay_natural_users -> mangopay_users (user_id));
 diesel::joinable!(mangopay_legal_users -> mangopay_users (user_id));
 diesel::joinable!(mangopay_wallets -> mangopay_users (owner_id));
@@ -306,6 +362,8 @@ diesel::joinable!(mangopay_bank_accounts -> mangopay_users (user_id));
 diesel::joinable!(mangopay_recipients -> mangopay_users (user_id));
 diesel::joinable!(mangopay_documents -> mangopay_users (user_id));
 diesel::joinable!(mangopay_pages -> mangopay_documents (document_id));
+diesel::joinable!(mangopay_ubo_declarations -> mangopay_users (user_id));
+diesel::joinable!(mangopay_ubos -> mangopay_ubo_declarations (declaration_id));
 diesel::allow_tables_to_appear_in_same_query!(
     mangopay_users,
     mangopay_natural_users,
@@ -316,5 +374,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mangopay_transfers,
     mangopay_pay_outs,
     mangopay_documents,
-    mangopay_pages
+    mangopay_pages,
+    mangopay_ubo_declarations,
+    mangopay_ubos
 );

@@ -36,6 +36,16 @@ pub const CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION: &str =
 /// validation (`VALIDATION_ASKED`); a document in any other state is left alone. The KYC
 /// sweep queues it for every document awaiting validation.
 pub const UPDATE_MANGOPAY_DOCUMENT_STATUS: &str = "update_mangopay_document_status";
+/// `create_mangopay_ubo_declaration_and_ubos_and_ask_for_validation(id)`: creates the UBO
+/// declaration at Mangopay, creates each of its UBOs not created yet (each at most once,
+/// resuming where an earlier run stopped), sends the UBO changes due, and asks for its
+/// validation.
+pub const CREATE_MANGOPAY_UBO_DECLARATION_AND_UBOS_AND_ASK_FOR_VALIDATION: &str =
+    "create_mangopay_ubo_declaration_and_ubos_and_ask_for_validation";
+/// `update_mangopay_ubo_declaration_status(id)`: reads the status of a UBO declaration
+/// awaiting validation (`VALIDATION_ASKED`); one in any other state is left alone. The KYC
+/// sweep queues it for every declaration awaiting validation.
+pub const UPDATE_MANGOPAY_UBO_DECLARATION_STATUS: &str = "update_mangopay_ubo_declaration_status";
 
 /// A job: the name of a registered operation and the row id it works on. Rows are loaded when
 /// the job runs, so it always works on the latest data.

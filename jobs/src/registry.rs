@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use diesel_mangopay::models::{
     MangopayBankAccount, MangopayDocument, MangopayPayOut, MangopayRecipient, MangopayTransfer,
-    MangopayUser, MangopayWallet,
+    MangopayUboDeclaration, MangopayUser, MangopayWallet,
 };
 use diesel_mangopay::sync::follow::{self, Followed};
 use diesel_mangopay::sync::{self, Lease, Resource, SyncTable};
@@ -21,8 +21,9 @@ use diesel_mangopay::{Db, Error, MangopayClient, Poll, Polling};
 use crate::job::{
     CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION,
     CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT, CREATE_MANGOPAY_TRANSFER,
-    CREATE_MANGOPAY_USER, CREATE_MANGOPAY_WALLET, UPDATE_MANGOPAY_DOCUMENT_STATUS,
-    UPDATE_MANGOPAY_PAY_OUT, UPDATE_MANGOPAY_RECIPIENT, UPDATE_MANGOPAY_USER,
+    CREATE_MANGOPAY_UBO_DECLARATION_AND_UBOS_AND_ASK_FOR_VALIDATION, CREATE_MANGOPAY_USER,
+    CREATE_MANGOPAY_WALLET, UPDATE_MANGOPAY_DOCUMENT_STATUS, UPDATE_MANGOPAY_PAY_OUT,
+    UPDATE_MANGOPAY_RECIPIENT, UPDATE_MANGOPAY_UBO_DECLARATION_STATUS, UPDATE_MANGOPAY_USER,
     UPDATE_MANGOPAY_WALLET,
 };
 
@@ -126,6 +127,7 @@ impl Registry {
             .create_only::<MangopayTransfer>(CREATE_MANGOPAY_TRANSFER)
             .followed::<MangopayPayOut>(CREATE_MANGOPAY_PAY_OUT, UPDATE_MANGOPAY_PAY_OUT, pay_outs)
             .kyc_documents()
+            .ubo_declarations()
     }
 
     /// Registers the KYC document jobs:
@@ -155,6 +157,43 @@ impl Registry {
                 .await
                 .map(drop)
         })
+    }
+
+    /// Registers the UBO declaration jobs:
+    /// `create_mangopay_ubo_declaration_and_ubos_and_ask_for_validation` (on the sweep for
+    /// declarations whose create is due) and `update_mangopay_ubo_declaration_status` (queued
+    /// by [`crate::kyc_sweep`] for every declaration awaiting validation).
+    pub fn ubo_declarations(self) -> Registry {
+        let create: Handler = Arc::new(|ctx: JobContext, id, lease: Lease| {
+            Box::pin(async move {
+                sync::create_by_id::<MangopayUboDeclaration>(&ctx.db, &ctx.client, id, &lease)
+                    .await?;
+                sync::release(&ctx.db, MangopayUboDeclaration::TABLE, id, &lease).await?;
+                MangopayUboDeclaration::create_ubos_and_ask_for_validation(
+                    &ctx.db,
+                    &ctx.client,
+                    id,
+                )
+                .await?;
+                Ok(None)
+            })
+        });
+        self.with_resource::<MangopayUboDeclaration>(
+            (
+                CREATE_MANGOPAY_UBO_DECLARATION_AND_UBOS_AND_ASK_FOR_VALIDATION,
+                create,
+            ),
+            None,
+            None,
+        )
+        .job(
+            UPDATE_MANGOPAY_UBO_DECLARATION_STATUS,
+            |ctx, id| async move {
+                MangopayUboDeclaration::update_status(&ctx.db, &ctx.client, id)
+                    .await
+                    .map(drop)
+            },
+        )
     }
 
     /// Registers resource `R`'s create job (`create`: the sync core's create of the stored
@@ -320,7 +359,8 @@ mod tests {
                 "mangopay_recipients",
                 "mangopay_transfers",
                 "mangopay_pay_outs",
-                "mangopay_documents"
+                "mangopay_documents",
+                "mangopay_ubo_declarations"
             ]
         );
         assert_eq!(r.sweeps[4].update, None);
@@ -335,6 +375,8 @@ mod tests {
         assert_eq!(pay_out.follow.as_deref(), Some(UPDATE_MANGOPAY_PAY_OUT));
         assert!(r.knows(CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION));
         assert!(r.knows(UPDATE_MANGOPAY_DOCUMENT_STATUS));
+        assert!(r.knows(CREATE_MANGOPAY_UBO_DECLARATION_AND_UBOS_AND_ASK_FOR_VALIDATION));
+        assert!(r.knows(UPDATE_MANGOPAY_UBO_DECLARATION_STATUS));
         assert_eq!(r.sweeps[6].update, None);
         let custom = r.job("ping", |_ctx, _id| async { Ok(()) });
         assert!(custom.knows("ping"));

@@ -14,7 +14,9 @@ use apalis::prelude::{
 use apalis_cron::{CronScheduler, Tick};
 use chrono::{DateTime, Utc};
 use diesel_mangopay::sync::{self, Lease, SweepOptions};
-use diesel_mangopay::{ApiError, Error, MangopayDocument, MangopayPayOut};
+use diesel_mangopay::{
+    ApiError, Error, MangopayDocument, MangopayPage, MangopayPayOut, MangopayUboDeclaration,
+};
 
 use crate::job::Job;
 use crate::queue::{JobQueue, JobsError, with_storage};
@@ -333,20 +335,67 @@ pub async fn sweep(
     Ok(enqueued)
 }
 
-/// Queues `update_mangopay_document_status` for every KYC document awaiting validation (what
-/// the worker runs on its KYC schedule, [`WorkerOptions::kyc_schedule`]). A status update of
-/// a document that no longer awaits validation sends nothing, so a document queued twice (two
-/// workers on the same schedule) costs one more read at most. Returns how many jobs it queued.
+/// What the worker runs on its KYC schedule ([`WorkerOptions::kyc_schedule`]):
+/// - queues `update_mangopay_document_status` for every KYC document awaiting validation,
+///   and `update_mangopay_ubo_declaration_status` for every UBO declaration awaiting it; a
+///   status update of one that no longer awaits validation sends nothing, so one queued
+///   twice (two workers on the same schedule) costs one more read at most;
+/// - queues `create_mangopay_document_and_pages_and_ask_for_validation` again for every
+///   document submission that stopped half-way ([`MangopayDocument::submissions_to_resume`]),
+///   and the UBO declaration job for every declaration submission that did
+///   ([`MangopayUboDeclaration::submissions_to_resume`]); the jobs resume where they stopped
+///   and never send a page or a UBO twice;
+/// - removes staged page copies no page needs any more
+///   ([`MangopayPage::remove_orphaned_staged_files`], those older than [`STAGED_GRACE`]).
+///
+/// Returns how many jobs it queued.
 pub async fn kyc_sweep(ctx: &JobContext, queue: &JobQueue) -> Result<usize, JobsError> {
-    let ids = MangopayDocument::awaiting_validation(&ctx.db).await?;
-    for &id in &ids {
+    let awaiting = MangopayDocument::awaiting_validation(&ctx.db).await?;
+    for &id in &awaiting {
         queue
             .enqueue(Job::new(crate::job::UPDATE_MANGOPAY_DOCUMENT_STATUS, id))
             .await?;
     }
-    tracing::info!(queued = ids.len(), "KYC sweep: status updates queued");
-    Ok(ids.len())
+    let resumed = MangopayDocument::submissions_to_resume(&ctx.db).await?;
+    for &id in &resumed {
+        queue
+            .enqueue(Job::new(
+                crate::job::CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION,
+                id,
+            ))
+            .await?;
+    }
+    let declarations = MangopayUboDeclaration::awaiting_validation(&ctx.db).await?;
+    for &id in &declarations {
+        queue
+            .enqueue(Job::new(
+                crate::job::UPDATE_MANGOPAY_UBO_DECLARATION_STATUS,
+                id,
+            ))
+            .await?;
+    }
+    let declarations_resumed = MangopayUboDeclaration::submissions_to_resume(&ctx.db).await?;
+    for &id in &declarations_resumed {
+        queue
+            .enqueue(Job::new(
+                crate::job::CREATE_MANGOPAY_UBO_DECLARATION_AND_UBOS_AND_ASK_FOR_VALIDATION,
+                id,
+            ))
+            .await?;
+    }
+    let removed = MangopayPage::remove_orphaned_staged_files(&ctx.db, STAGED_GRACE).await?;
+    tracing::info!(
+        status_updates = awaiting.len() + declarations.len(),
+        submissions_resumed = resumed.len() + declarations_resumed.len(),
+        staged_removed = removed,
+        "KYC sweep done"
+    );
+    Ok(awaiting.len() + resumed.len() + declarations.len() + declarations_resumed.len())
 }
+
+/// How old a staged page copy no page refers to must be before the KYC sweep removes it: a
+/// page being added has its copy written just before its row.
+pub const STAGED_GRACE: Duration = Duration::from_secs(3600);
 
 async fn kyc_tick(_tick: Tick, shared: Data<Arc<Shared>>) -> Result<(), BoxDynError> {
     kyc_sweep(&shared.ctx, &shared.queue).await?;

@@ -1034,6 +1034,7 @@ impl Resource for MangopayBankAccount {
             date_filters: false,
             filters: Vec::new(),
             item_path: None,
+            untagged: false,
         }
     }
 

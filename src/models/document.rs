@@ -64,7 +64,8 @@ pub struct DocumentFacts {
     pub processed_at: Option<DateTime<Utc>>,
     /// `CreationDate`.
     pub mangopay_created_at: Option<DateTime<Utc>>,
-    /// When validation was asked (the submission answered).
+    /// When validation was asked: written just before the request is sent, so no page is
+    /// added from then on; cleared again if Mangopay refuses the request.
     pub validation_asked_at: Option<DateTime<Utc>>,
     /// How many times its status was checked while it awaited validation.
     pub status_checks: i32,
@@ -148,6 +149,7 @@ impl MangopayDocument {
         client: &MangopayClient,
         id: i64,
     ) -> Result<(), Error> {
+        Self::request_submission(db, id).await?;
         let mut document = Self::get(db, id).await?;
         match document.status() {
             Some(DocumentStatus::Created) => {}
@@ -166,6 +168,61 @@ impl MangopayDocument {
         document.ask_for_validation(db, client).await
     }
 
+    /// Records that the document `id` is to be submitted (its pages uploaded, then validation
+    /// asked): from then on the KYC sweep resumes a submission that stopped half-way (a worker
+    /// that died, a page another call was uploading). The job does it first.
+    pub async fn request_submission(db: &Db, id: i64) -> Result<(), Error> {
+        db.write(move |conn| {
+            let at = crate::sync::now();
+            let n = diesel::update(
+                documents::table
+                    .find(id)
+                    .filter(documents::submission_requested_at.is_null()),
+            )
+            .set(documents::submission_requested_at.eq(Some(at)))
+            .execute(conn)?;
+            if n == 0 && documents::table.find(id).count().get_result::<i64>(conn)? == 0 {
+                return Err(Error::NotFound {
+                    model: Self::MODEL,
+                    id,
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The local ids of the documents whose submission was asked for and stopped half-way:
+    /// created at Mangopay and still `CREATED`, with a page to upload or every page uploaded,
+    /// no page whose outcome is unknown and none being uploaded now. The KYC sweep queues
+    /// their job again.
+    pub async fn submissions_to_resume(db: &Db) -> Result<Vec<i64>, Error> {
+        use crate::schema::mangopay_pages as pages;
+        db.run(|conn| {
+            let at = crate::sync::now();
+            let busy_or_unknown = pages::table
+                .filter(pages::document_id.eq(documents::id))
+                .filter(
+                    pages::upload_state.eq("unknown").or(pages::upload_state
+                        .eq_any(["pending", "sending"])
+                        .and(pages::lease_until.gt(at))),
+                );
+            let to_send = pages::table
+                .filter(pages::document_id.eq(documents::id))
+                .filter(pages::upload_state.eq_any(["pending", "sending", "uploaded"]));
+            documents::table
+                .filter(documents::submission_requested_at.is_not_null())
+                .filter(documents::status.eq("CREATED"))
+                .filter(diesel::dsl::not(diesel::dsl::exists(busy_or_unknown)))
+                .filter(diesel::dsl::exists(to_send))
+                .order(documents::id)
+                .select(documents::id)
+                .load::<i64>(conn)
+                .map_err(Error::from)
+        })
+        .await
+    }
+
     /// Submits the document to Mangopay's teams (`PUT` with `Status: VALIDATION_ASKED`) and
     /// records the answer. Only a `CREATED` document can be submitted: any other state is an
     /// [`Error::WrongState`], as is a document with a page not uploaded (pending, in flight or
@@ -180,59 +237,79 @@ impl MangopayDocument {
         client: &MangopayClient,
     ) -> Result<(), Error> {
         let id = self.saved_id()?;
-        let (mut model, mangopay_id, pages) = db
-            .run(move |conn| {
+        // Written before the request: from here on no page is added (a page added while the
+        // request is in flight would never be part of the document). The document row is
+        // written first, so a concurrent page insert (which writes it first too) waits for
+        // this transaction and then sees the mark; the pages are read after it.
+        let (model, mangopay_id, user) = db
+            .write(move |conn| {
                 let (row, model) = crate::sync::load_parts::<MangopayDocument>(conn, id)?;
+                let mangopay_id = row.mangopay_id.ok_or(Error::NotCreated {
+                    model: Self::MODEL,
+                    id,
+                })?;
+                let wrong = |reason: String| Error::WrongState {
+                    model: Self::MODEL,
+                    id,
+                    reason,
+                };
+                let at = crate::sync::now();
+                let held = diesel::update(
+                    documents::table
+                        .find(id)
+                        .filter(documents::status.eq("CREATED")),
+                )
+                .set(documents::updated_at.eq(at))
+                .execute(conn)?;
+                if held == 0 || model.status() != Some(&DocumentStatus::Created) {
+                    return Err(wrong(format!(
+                        "validation can only be asked for a CREATED document; this one is {}",
+                        model.status().map_or("not created", DocumentStatus::as_str)
+                    )));
+                }
+                if !model.user.owner {
+                    return Err(Error::ParentNotUsable {
+                        model: Self::MODEL,
+                        field: "user_id",
+                        parent: "MangopayUser",
+                        parent_id: model.user_id,
+                        reason: "only users of category OWNER can submit documents for \
+                                 validation"
+                            .into(),
+                    });
+                }
+                let user = model
+                    .user
+                    .parent
+                    .created(Self::MODEL, "user_id", "MangopayUser", model.user_id)?
+                    .to_owned();
                 let pages = super::page::states(conn, id)?;
-                Ok::<_, Error>((model, row.mangopay_id, pages))
+                let waiting: Vec<String> = pages
+                    .iter()
+                    .filter(|(_, state)| {
+                        !matches!(state, UploadState::Uploaded | UploadState::Refused)
+                    })
+                    .map(|(position, state)| format!("page {position} is {state}"))
+                    .collect();
+                if !waiting.is_empty() {
+                    return Err(wrong(format!(
+                        "every page must be uploaded first: {}",
+                        waiting.join(", ")
+                    )));
+                }
+                if !pages.iter().any(|(_, s)| *s == UploadState::Uploaded) {
+                    return Err(wrong("it has no uploaded page".into()));
+                }
+                diesel::update(
+                    documents::table
+                        .find(id)
+                        .filter(documents::validation_asked_at.is_null()),
+                )
+                .set(documents::validation_asked_at.eq(Some(at)))
+                .execute(conn)?;
+                Ok::<_, Error>((model, mangopay_id, user))
             })
             .await?;
-        let mangopay_id = mangopay_id.ok_or(Error::NotCreated {
-            model: Self::MODEL,
-            id,
-        })?;
-        let wrong = |reason: String| Error::WrongState {
-            model: Self::MODEL,
-            id,
-            reason,
-        };
-        match model.status() {
-            Some(DocumentStatus::Created) => {}
-            other => {
-                return Err(wrong(format!(
-                    "validation can only be asked for a CREATED document; this one is {}",
-                    other.map_or("not created", DocumentStatus::as_str)
-                )));
-            }
-        }
-        let waiting: Vec<String> = pages
-            .iter()
-            .filter(|(_, state)| !matches!(state, UploadState::Uploaded | UploadState::Refused))
-            .map(|(position, state)| format!("page {position} is {state}"))
-            .collect();
-        if !waiting.is_empty() {
-            return Err(wrong(format!(
-                "every page must be uploaded first: {}",
-                waiting.join(", ")
-            )));
-        }
-        if !pages.iter().any(|(_, s)| *s == UploadState::Uploaded) {
-            return Err(wrong("it has no uploaded page".into()));
-        }
-        if !model.user.owner {
-            return Err(Error::ParentNotUsable {
-                model: Self::MODEL,
-                field: "user_id",
-                parent: "MangopayUser",
-                parent_id: model.user_id,
-                reason: "only users of category OWNER can submit documents for validation".into(),
-            });
-        }
-        let user = model
-            .user
-            .parent
-            .created(Self::MODEL, "user_id", "MangopayUser", model.user_id)?
-            .to_owned();
         let path = format!("users/{user}/kyc/documents/{mangopay_id}");
         let asked = client
             .put(&path, &json!({ "Status": "VALIDATION_ASKED" }))
@@ -243,22 +320,35 @@ impl MangopayDocument {
                 // The submission may have gone through with its answer lost: what Mangopay
                 // shows now decides.
                 let shown = client.get(&model.view_path(&mangopay_id)).await;
+                let submitted = |shown: &Value| {
+                    shown
+                        .get("Status")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| rank(s) >= 1)
+                };
                 match shown {
-                    Ok(shown) if shown.get("Status").and_then(Value::as_str) != Some("CREATED") => {
+                    Ok(shown) if submitted(&shown) => {
                         tracing::info!(id, %error, "the submission's answer was lost; Mangopay shows it submitted");
                         shown
                     }
-                    _ => {
+                    shown => {
+                        // Mangopay shows it still CREATED: a refusal leaves the document open
+                        // for its pages to be fixed; after a failure retrying may fix, the
+                        // request may still land, so no page is added until it is settled.
+                        let reopen = !error.is_retryable()
+                            && shown.as_ref().is_ok_and(|s| {
+                                s.get("Status").and_then(Value::as_str) == Some("CREATED")
+                            });
                         let note = crate::sync::note("validation_not_asked", error.to_string());
                         db.write(move |conn| {
-                            crate::sync::store::note_error(
-                                conn,
-                                DOCUMENTS,
-                                id,
-                                &note,
-                                crate::sync::now(),
-                            )
-                            .map_err(Error::from)
+                            let at = crate::sync::now();
+                            if reopen {
+                                diesel::update(documents::table.find(id))
+                                    .set(documents::validation_asked_at.eq(None::<NaiveDateTime>))
+                                    .execute(conn)?;
+                            }
+                            crate::sync::store::note_error(conn, DOCUMENTS, id, &note, at)
+                                .map_err(Error::from)
                         })
                         .await?;
                         return Err(error.into());
@@ -266,18 +356,8 @@ impl MangopayDocument {
                 }
             }
         };
-        let asked_at = crate::sync::now();
-        crate::sync::record_answer(db, model.clone(), id, answer).await?;
-        db.write(move |conn| {
-            diesel::update(documents::table.find(id))
-                .set(documents::validation_asked_at.eq(Some(asked_at)))
-                .execute(conn)
-                .map(drop)
-                .map_err(Error::from)
-        })
-        .await?;
-        model = Self::get(db, id).await?;
-        *self = model;
+        crate::sync::record_answer(db, model, id, answer).await?;
+        *self = Self::get(db, id).await?;
         Ok(())
     }
 
@@ -582,6 +662,7 @@ impl Resource for MangopayDocument {
             date_filters: true,
             filters: Vec::new(),
             item_path: None,
+            untagged: false,
         }
     }
 

@@ -17,6 +17,8 @@ mod recipient;
 mod transaction;
 mod transfer;
 mod types;
+pub mod ubo;
+pub mod ubo_declaration;
 mod user;
 pub mod verification;
 mod wallet;
@@ -37,8 +39,10 @@ pub use transfer::{MangopayTransfer, TRANSFERS};
 pub use types::RecipientStatus;
 pub use types::{
     Address, DocumentStatus, DocumentType, IncomeRange, KycLevel, LegalPersonType, PayoutMode,
-    PersonType, TransactionStatus, UserCategory, UserStatus,
+    PersonType, TransactionStatus, UboDeclarationStatus, UserCategory, UserStatus,
 };
+pub use ubo::{MangopayUbo, UboCreateState, UboFields};
+pub use ubo_declaration::{MangopayUboDeclaration, UBO_DECLARATIONS, UboDeclarationFacts};
 pub use user::{
     LegalUserBuilder, MangopayLegalUser, MangopayNaturalUser, MangopayUser, NaturalUserBuilder,
     USERS, UserFacts,

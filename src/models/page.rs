@@ -178,13 +178,16 @@ struct Send {
     path: String,
     source: PageSource,
     sha256: String,
+    /// The key was sent before: its stored answer is read first.
+    resend: bool,
+    /// The key was first sent more than [`KEY_RESENT_FOR`] ago: unless its stored answer can
+    /// still be read, the outcome cannot be learnt.
+    expired: bool,
 }
 
 enum Claim {
     /// Nothing to send: the page is already uploaded.
     Done,
-    /// The key can no longer be resent: the page was marked unknown.
-    Expired(String),
     Send(Send),
 }
 
@@ -312,68 +315,134 @@ impl MangopayPage {
         let lease = Lease::random_for("page");
         let until = now() + lease_duration(client.config().timeout());
         let me = lease.owner().to_owned();
-        let claim = db.write(move |conn| claim(conn, id, &me, until)).await?;
-        let send = match claim {
+        let send = match db.write(move |conn| claim(conn, id, &me, until)).await? {
             Claim::Done => return Ok(UploadState::Uploaded),
-            Claim::Expired(key) => {
-                return Err(Error::NeedsOperator {
-                    model: MODEL,
-                    id,
-                    key,
-                    reason: "the upload was sent more than 23 hours ago and its answer was never \
-                             recorded: Mangopay no longer tells whether it kept the page"
-                        .into(),
-                    candidates: Vec::new(),
-                });
-            }
             Claim::Send(send) => send,
         };
-        let body = match read_checked(&send.source, &send.sha256, db).await {
-            Ok(bytes) => page_body(&bytes),
-            Err(e) => {
-                release(db, id, &lease, None).await?;
-                return Err(e);
+        // A key sent before may have been answered with the answer lost: Mangopay's stored
+        // first answer settles it without reading the file again (the application may have
+        // moved it since). When nothing is stored (or it cannot be read), resending the same
+        // key is safe: Mangopay answers 409 to a key it has seen.
+        let stored = if send.resend {
+            client
+                .stored_response(&send.key)
+                .await
+                .ok()
+                .map(|s| s.into_result().map(|_| true))
+        } else {
+            None
+        };
+        let sent = match stored {
+            Some(stored) => stored,
+            None if send.expired => {
+                return expire(db, id, &send).await;
+            }
+            None => {
+                let body = match read_checked(&send.source, &send.sha256, db).await {
+                    Ok(bytes) => page_body(&bytes),
+                    Err(e) => {
+                        release(db, id, &lease, None).await?;
+                        return Err(e);
+                    }
+                };
+                let sent = client
+                    .post_without_answer(&send.path, &body, &send.key)
+                    .await;
+                drop(body);
+                sent
             }
         };
-        let sent = client
-            .post_without_answer(&send.path, &body, &send.key)
-            .await;
-        drop(body);
-        match sent {
+        let (state, error) = match sent {
             Ok(replayed) => {
-                settle(db, id, &lease, UploadState::Uploaded, None).await?;
-                remove_staged(&send.source);
                 tracing::info!(id, replayed, "KYC page uploaded");
-                Ok(UploadState::Uploaded)
+                (UploadState::Uploaded, None)
             }
-            Err(error) if error.replayed() && error.status().is_some_and(|s| s >= 500) => {
-                let why = format!(
-                    "the first answer to this upload was a server error ({error}); whether \
-                     Mangopay kept the page cannot be learnt"
-                );
-                settle(db, id, &lease, UploadState::Unknown, Some(why.clone())).await?;
-                tracing::error!(id, %error, "KYC page upload outcome unknown; needs an operator");
-                Err(Error::NeedsOperator {
+            Err(error) => match verdict(&error, send.resend) {
+                PageVerdict::Unknown => {
+                    let why = format!(
+                        "the first answer to this upload was a server error ({error}); whether \
+                         Mangopay kept the page cannot be learnt"
+                    );
+                    tracing::error!(id, %error, "KYC page upload outcome unknown; needs an operator");
+                    let note = note("outcome_unknown", why.clone());
+                    settle(db, id, &send.key, UploadState::Unknown, Some(note)).await?;
+                    return Err(Error::NeedsOperator {
+                        model: MODEL,
+                        id,
+                        key: send.key.to_string(),
+                        reason: why,
+                        candidates: Vec::new(),
+                    });
+                }
+                PageVerdict::Refused => {
+                    tracing::warn!(id, %error, "Mangopay refused the KYC page");
+                    (UploadState::Refused, Some(error))
+                }
+                PageVerdict::NewKey => {
+                    let stored = serde_json::to_string(&error.to_stored()).unwrap_or_default();
+                    tracing::warn!(id, %error, "the page's key holds an answer to a request never processed; a new key is used next");
+                    new_key(db, id, &send.key, stored).await?;
+                    return Err(error.into());
+                }
+                PageVerdict::Retry => {
+                    let stored = serde_json::to_string(&error.to_stored()).unwrap_or_default();
+                    release(db, id, &lease, Some(stored)).await?;
+                    return Err(error.into());
+                }
+            },
+        };
+        let stored = error
+            .as_ref()
+            .map(|e| serde_json::to_string(&e.to_stored()).unwrap_or_default());
+        if !settle(db, id, &send.key, state, stored).await? {
+            // Someone else moved the page on meanwhile (an operator, or an upload that took
+            // over after this one's lease ended): what it is now is theirs.
+            let current = Self::get(db, id).await?;
+            tracing::warn!(id, now = %current.upload_state, "the page changed while its upload was in flight");
+            return match current.upload_state {
+                UploadState::Uploaded => Ok(UploadState::Uploaded),
+                _ => Err(Error::Busy {
                     model: MODEL,
                     id,
-                    key: send.key.to_string(),
-                    reason: why,
-                    candidates: Vec::new(),
-                })
-            }
-            Err(error) if refused_page(&error) => {
-                let stored = serde_json::to_string(&error.to_stored()).unwrap_or_default();
-                settle(db, id, &lease, UploadState::Refused, Some(stored)).await?;
-                remove_staged(&send.source);
-                tracing::warn!(id, %error, "Mangopay refused the KYC page");
-                Err(error.into())
-            }
-            Err(error) => {
-                let stored = serde_json::to_string(&error.to_stored()).unwrap_or_default();
-                release(db, id, &lease, Some(stored)).await?;
-                Err(error.into())
-            }
+                    until: Utc::now(),
+                }),
+            };
         }
+        remove_staged(&send.source);
+        match error {
+            None => Ok(UploadState::Uploaded),
+            Some(error) => Err(error.into()),
+        }
+    }
+
+    /// Removes the staged copies in the staging directory that no page needs any more: files
+    /// the library staged (`page-*.staged`) that no page still to upload (pending, sending,
+    /// unknown) refers to, left behind when a process stopped between staging and recording,
+    /// or between settling and removing. Files changed in the last `grace` are kept (a page
+    /// may be being added). The KYC sweep calls it; returns how many were removed.
+    pub async fn remove_orphaned_staged_files(
+        db: &Db,
+        grace: std::time::Duration,
+    ) -> Result<usize, Error> {
+        let dir = db.kyc().staging_dir.clone();
+        let needed = db
+            .run(|conn| {
+                pages::table
+                    .filter(pages::source_kind.eq("staged"))
+                    .filter(pages::upload_state.eq_any(["pending", "sending", "unknown"]))
+                    .select(pages::source_path)
+                    .load::<String>(conn)
+                    .map_err(Error::from)
+            })
+            .await?;
+        let needed: std::collections::HashSet<PathBuf> =
+            needed.into_iter().map(PathBuf::from).collect();
+        tokio::task::spawn_blocking(move || orphans_removed(&dir, &needed, grace))
+            .await
+            .map_err(|e| Error::PageFile {
+                path: String::new(),
+                reason: e.to_string(),
+            })?
     }
 
     /// For operators: settles a page whose upload outcome is `unknown`, after checking the
@@ -399,7 +468,9 @@ impl MangopayPage {
                     });
                 }
                 let at = now();
-                let target = pages::table.find(id);
+                let target = pages::table
+                    .find(id)
+                    .filter(pages::upload_state.eq("unknown"));
                 match resolution {
                     PageResolution::WasUploaded => diesel::update(target)
                         .set((
@@ -427,15 +498,44 @@ impl MangopayPage {
     }
 }
 
-/// Whether `error` is Mangopay refusing the page itself: a 4xx answer to the upload, not an
-/// authentication or permission failure (the page was then never looked at, or never sent)
-/// and not one that retrying may fix.
-fn refused_page(error: &crate::ApiError) -> bool {
-    !error.is_retryable()
-        && !error.never_sent()
-        && error
-            .status()
-            .is_some_and(|s| (400..500).contains(&s) && !matches!(s, 401 | 403 | 407))
+/// What an upload's failure means for the page.
+#[derive(Debug, PartialEq, Eq)]
+enum PageVerdict {
+    /// Mangopay refused the page itself: it is not part of the document.
+    Refused,
+    /// The key's stored first answer is a server error: whether Mangopay kept the page
+    /// cannot be learnt.
+    Unknown,
+    /// The key's stored first answer is to a request Mangopay never processed (rate limit,
+    /// credentials): the key is spent and the next upload needs a new one.
+    NewKey,
+    /// Retrying may help: the key stays for the next upload.
+    Retry,
+}
+
+/// The verdict on a failed upload; `resend`: the key had been sent before.
+fn verdict(error: &crate::ApiError, resend: bool) -> PageVerdict {
+    let Some(status) = error.status() else {
+        return PageVerdict::Retry;
+    };
+    if error.never_sent() {
+        return PageVerdict::Retry;
+    }
+    let replayed = error.replayed();
+    match status {
+        // Never looked at (credentials, permissions, the rate limit): as a stored answer it
+        // blocks the key; as a direct one it leaves the key unused.
+        401 | 403 | 407 | 429 if replayed => PageVerdict::NewKey,
+        401 | 403 | 407 | 429 => PageVerdict::Retry,
+        408 | 500.. if replayed => PageVerdict::Unknown,
+        408 | 500.. => PageVerdict::Retry,
+        // A 4xx to a key sent before, not read back: it may answer the resend itself (a
+        // proxy, a rule checked before the key), not the page; the next upload reads the
+        // key's stored answer first.
+        400..=499 if resend && !replayed => PageVerdict::Retry,
+        400..=499 => PageVerdict::Refused,
+        _ => PageVerdict::Retry,
+    }
 }
 
 /// The position and upload state of every page of the document `document_id`.
@@ -493,6 +593,51 @@ fn stage(dir: &Path, bytes: &[u8]) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
+/// Removes from `dir` the staged copies not in `needed` and older than `grace`.
+fn orphans_removed(
+    dir: &Path,
+    needed: &std::collections::HashSet<PathBuf>,
+    grace: std::time::Duration,
+) -> Result<usize, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(Error::PageFile {
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("page-") && name.ends_with(".staged")) {
+            continue;
+        }
+        let path = entry.path();
+        let settled_for = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if needed.contains(&path) || settled_for.is_none_or(|age| age < grace) {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "could not remove an orphaned staged KYC page");
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, dir = %dir.display(), "orphaned staged KYC pages removed");
+    }
+    Ok(removed)
+}
+
 /// Removes a staged copy; an application's own file is left alone.
 fn remove_staged(source: &PageSource) {
     if let PageSource::Staged(path) = source {
@@ -515,28 +660,48 @@ async fn insert(
 ) -> Result<MangopayPage, Error> {
     let max_pages = db.kyc().limits.max_pages.min(5) as i32;
     db.write(move |conn| {
-        let document = documents::table
-            .find(document_id)
-            .select(documents::status)
-            .first::<Option<String>>(conn)
-            .optional()?;
-        let Some(status) = document else {
-            let mut e = ValidationErrors::new();
-            e.push(
-                "document_id",
-                FieldErrorKind::NotAllowed(format!(
-                    "there is no MangopayDocument with id {document_id}"
-                )),
-            );
-            return Err(Error::Validation(e));
-        };
-        if let Some(status) = status.filter(|s| s != "CREATED") {
+        // The document row is written first: a submission in flight (which writes it first
+        // too) and this insert wait for each other, so a page is never added to a document
+        // whose validation request is on its way.
+        let at = now();
+        let open = diesel::update(
+            documents::table
+                .find(document_id)
+                .filter(documents::validation_asked_at.is_null())
+                .filter(
+                    documents::status
+                        .is_null()
+                        .or(documents::status.eq("CREATED")),
+                ),
+        )
+        .set(documents::updated_at.eq(at))
+        .execute(conn)?;
+        if open == 0 {
+            let document = documents::table
+                .find(document_id)
+                .select(documents::status)
+                .first::<Option<String>>(conn)
+                .optional()?;
+            let Some(status) = document else {
+                let mut e = ValidationErrors::new();
+                e.push(
+                    "document_id",
+                    FieldErrorKind::NotAllowed(format!(
+                        "there is no MangopayDocument with id {document_id}"
+                    )),
+                );
+                return Err(Error::Validation(e));
+            };
+            let status = status.unwrap_or_else(|| "CREATED".into());
             return Err(Error::WrongState {
                 model: "MangopayDocument",
                 id: document_id,
-                reason: format!(
-                    "pages can only be added while the document is CREATED; it is {status}"
-                ),
+                reason: if status == "CREATED" {
+                    "pages can only be added before validation is asked; it is being asked now"
+                        .into()
+                } else {
+                    format!("pages can only be added while the document is CREATED; it is {status}")
+                },
             });
         }
         let last = pages::table
@@ -558,7 +723,6 @@ async fn insert(
             PageSource::File(p) => ("file", p),
             PageSource::Staged(p) => ("staged", p),
         };
-        let at = now();
         let id = diesel::insert_into(pages::table)
             .values((
                 pages::document_id.eq(document_id),
@@ -644,51 +808,56 @@ fn claim(
             parent: "MangopayUser",
             parent_id: user_id,
         })?;
-    let key = match (&row.upload_key, row.upload_key_at) {
-        (Some(key), Some(first)) if at - first > KEY_RESENT_FOR => {
-            let why = note(
-                "outcome_unknown",
-                format!(
-                    "the upload with key {key} was first sent at {first} and its answer was \
-                     never recorded; Mangopay keeps answers for 24 hours only"
-                ),
-            );
-            diesel::update(pages::table.find(id))
-                .set((
-                    pages::upload_state.eq("unknown"),
-                    pages::last_error.eq(Some(why)),
-                    pages::last_error_at.eq(Some(at)),
-                    pages::updated_at.eq(at),
-                ))
-                .execute(conn)?;
-            return Ok(Claim::Expired(key.clone()));
-        }
-        (Some(key), _) => IdempotencyKey::new(key.clone()).map_err(|e| Error::StoredValue {
-            table: "mangopay_pages",
-            id,
-            column: "upload_key",
-            value: key.chars().take(200).collect(),
-            problem: e.to_string(),
-        })?,
-        (None, _) => IdempotencyKey::generate(),
+    let (key, resend) = match &row.upload_key {
+        Some(key) => (
+            IdempotencyKey::new(key.clone()).map_err(|e| Error::StoredValue {
+                table: "mangopay_pages",
+                id,
+                column: "upload_key",
+                value: key.chars().take(200).collect(),
+                problem: e.to_string(),
+            })?,
+            true,
+        ),
+        None => (IdempotencyKey::generate(), false),
     };
-    diesel::update(pages::table.find(id))
-        .set((
-            pages::upload_state.eq("sending"),
-            pages::upload_key.eq(Some(key.as_str())),
-            pages::upload_key_at.eq(row.upload_key_at.or(Some(at))),
-            pages::upload_attempts.eq(pages::upload_attempts + 1),
-            pages::lease_owner.eq(Some(me)),
-            pages::lease_until.eq(Some(until)),
-            pages::updated_at.eq(at),
-        ))
-        .execute(conn)?;
+    let expired = row
+        .upload_key_at
+        .is_some_and(|first| at - first > KEY_RESENT_FOR);
+    // A compare-and-set on what was read: of two uploads claiming the page at once, one
+    // takes it and the other is told the page is busy; neither sends a key the other chose.
+    let claimed = diesel::update(
+        pages::table
+            .find(id)
+            .filter(pages::upload_state.eq(&row.upload_state))
+            .filter(pages::upload_attempts.eq(row.upload_attempts))
+            .filter(pages::lease_until.is_null().or(pages::lease_until.le(at))),
+    )
+    .set((
+        pages::upload_state.eq("sending"),
+        pages::upload_key.eq(Some(key.as_str())),
+        pages::upload_key_at.eq(row.upload_key_at.or(Some(at))),
+        pages::upload_attempts.eq(pages::upload_attempts + 1),
+        pages::lease_owner.eq(Some(me)),
+        pages::lease_until.eq(Some(until)),
+        pages::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    if claimed != 1 {
+        return Err(Error::Busy {
+            model: MODEL,
+            id,
+            until: Utc::now(),
+        });
+    }
     let page = row.page();
     Ok(Claim::Send(Send {
         key,
         path: format!("users/{user}/kyc/documents/{document}/pages"),
         source: page.source,
         sha256: row.sha256,
+        resend,
+        expired,
     }))
 }
 
@@ -714,22 +883,24 @@ async fn read_checked(source: &PageSource, sha256: &str, db: &Db) -> Result<Vec<
     Ok(bytes)
 }
 
-/// Records the settled state `state` of the page held by `lease` and lets it go.
+/// Records the settled state `state` of the page sent with `key` and lets it go. Returns
+/// whether it did: nothing is written when the page no longer waits for that key's answer.
 async fn settle(
     db: &Db,
     id: i64,
-    lease: &Lease,
+    key: &IdempotencyKey,
     state: UploadState,
     error: Option<String>,
-) -> Result<(), Error> {
-    let me = lease.owner().to_owned();
+) -> Result<bool, Error> {
+    let key = key.to_string();
     db.write(move |conn| {
         let at = now();
         let uploaded_at = (state == UploadState::Uploaded).then_some(at);
         diesel::update(
             pages::table
                 .find(id)
-                .filter(pages::lease_owner.eq(Some(me))),
+                .filter(pages::upload_key.eq(Some(key)))
+                .filter(pages::upload_state.eq("sending")),
         )
         .set((
             pages::upload_state.eq(state.as_str()),
@@ -741,10 +912,58 @@ async fn settle(
             pages::updated_at.eq(at),
         ))
         .execute(conn)
+        .map(|n| n == 1)
+        .map_err(Error::from)
+    })
+    .await
+}
+
+/// The key sent is blocked by a stored answer to a request Mangopay never processed: the page
+/// goes back to `pending` without it, so its next upload uses a new key.
+async fn new_key(db: &Db, id: i64, key: &IdempotencyKey, error: String) -> Result<(), Error> {
+    let key = key.to_string();
+    db.write(move |conn| {
+        let at = now();
+        diesel::update(
+            pages::table
+                .find(id)
+                .filter(pages::upload_key.eq(Some(key)))
+                .filter(pages::upload_state.eq("sending")),
+        )
+        .set((
+            pages::upload_state.eq("pending"),
+            pages::upload_key.eq(None::<String>),
+            pages::upload_key_at.eq(None::<NaiveDateTime>),
+            pages::last_error.eq(Some(error)),
+            pages::last_error_at.eq(Some(at)),
+            pages::lease_owner.eq(None::<String>),
+            pages::lease_until.eq(None::<NaiveDateTime>),
+            pages::updated_at.eq(at),
+        ))
+        .execute(conn)
         .map(drop)
         .map_err(Error::from)
     })
     .await
+}
+
+/// The key was first sent too long ago for Mangopay to still tell its answer, and none could
+/// be read: the page is marked `unknown` for an operator.
+async fn expire(db: &Db, id: i64, send: &Send) -> Result<UploadState, Error> {
+    let why = format!(
+        "the upload with key {} was first sent more than 23 hours ago and its answer was never \
+         recorded; Mangopay keeps answers for 24 hours only",
+        send.key
+    );
+    let note = note("outcome_unknown", why.clone());
+    settle(db, id, &send.key, UploadState::Unknown, Some(note)).await?;
+    Err(Error::NeedsOperator {
+        model: MODEL,
+        id,
+        key: send.key.to_string(),
+        reason: why,
+        candidates: Vec::new(),
+    })
 }
 
 /// Lets the page go without settling it, noting `error` if there is one.

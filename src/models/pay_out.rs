@@ -608,6 +608,7 @@ impl Resource for MangopayPayOut {
             date_filters: true,
             filters: vec![("Type", "PAYOUT".into())],
             item_path: None,
+            untagged: false,
         }
     }
 

@@ -1092,6 +1092,7 @@ impl Resource for MangopayRecipient {
             filters,
             // Recipient lists hold summaries without their Tag.
             item_path: Some("recipients"),
+            untagged: false,
         }
     }
 

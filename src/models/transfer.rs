@@ -383,6 +383,7 @@ impl Resource for MangopayTransfer {
             date_filters: true,
             filters: vec![("Type", "TRANSFER".into())],
             item_path: None,
+            untagged: false,
         }
     }
 

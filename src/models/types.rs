@@ -89,6 +89,23 @@ api_enum! {
 }
 
 api_enum! {
+    /// Where a UBO declaration stands (`Status`).
+    UboDeclarationStatus {
+        /// Created; UBOs can be added and updated; not submitted.
+        Created = "CREATED",
+        /// Submitted: Mangopay's teams are reviewing it.
+        ValidationAsked = "VALIDATION_ASKED",
+        /// Found incomplete (see `Reason` and `Message`): UBOs can be added and updated again,
+        /// and it can be submitted again.
+        Incomplete = "INCOMPLETE",
+        /// Validated.
+        Validated = "VALIDATED",
+        /// Refused (see `Reason` and `Message`); a new declaration must be sent.
+        Refused = "REFUSED",
+    }
+}
+
+api_enum! {
     /// Whether a user is an individual or a legal entity (`PersonType`).
     PersonType {
         /// An individual.

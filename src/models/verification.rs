@@ -13,9 +13,9 @@
 //! - **Required types**: `IDENTITY_PROOF` for a natural user; `IDENTITY_PROOF` and
 //!   `REGISTRATION_PROOF` for a sole trader; those and `ARTICLES_OF_ASSOCIATION` for an
 //!   organisation, a business or a partnership. Businesses and partnerships also need a
-//!   validated UBO declaration where django-mangopay asked for a `SHAREHOLDER_DECLARATION`:
-//!   until this library records UBO declarations, such a user is never reported regular
-//!   (`missing` names `ubo_declaration`).
+//!   validated UBO declaration ([`MangopayUboDeclaration`](crate::MangopayUboDeclaration))
+//!   where django-mangopay asked for a `SHAREHOLDER_DECLARATION`: until one is `VALIDATED`,
+//!   `missing` names `ubo_declaration`.
 //! - **To send again**: the required types, in that order, with a `REFUSED` (or, today,
 //!   `OUT_OF_DATE`) document and no document `VALIDATED` or `VALIDATION_ASKED` and none in
 //!   progress (not created at Mangopay yet, or `CREATED`: its pages are being uploaded).
@@ -23,10 +23,13 @@
 use chrono::NaiveDate;
 use diesel::prelude::*;
 
-use super::types::{DocumentStatus, DocumentType, KycLevel, LegalPersonType, PersonType};
+use super::types::{
+    DocumentStatus, DocumentType, KycLevel, LegalPersonType, PersonType, UboDeclarationStatus,
+};
 use crate::schema::{
     mangopay_documents as documents, mangopay_legal_users as legal,
-    mangopay_natural_users as natural, mangopay_users as users,
+    mangopay_natural_users as natural, mangopay_ubo_declarations as declarations,
+    mangopay_users as users,
 };
 use crate::{Db, Error};
 
@@ -54,6 +57,11 @@ pub struct Verification {
     pub to_send_again: Vec<DocumentType>,
     /// `KYCLevel` as Mangopay last said.
     pub kyc_level: Option<KycLevel>,
+    /// The status of the user's latest UBO declaration (`None`: none, or not created at
+    /// Mangopay yet).
+    pub ubo_declaration: Option<UboDeclarationStatus>,
+    /// Whether one of the user's UBO declarations is `VALIDATED`.
+    pub ubo_declaration_validated: bool,
 }
 
 impl Verification {
@@ -82,6 +90,14 @@ impl Verification {
                     )
                 })
                 .collect::<Vec<_>>();
+            let ubo = declarations::table
+                .filter(declarations::user_id.eq(user_id))
+                .order(declarations::id)
+                .select(declarations::status)
+                .load::<Option<String>>(conn)?
+                .into_iter()
+                .map(|s| s.as_deref().map(UboDeclarationStatus::from_api))
+                .collect::<Vec<_>>();
             let person_type = PersonType::from_api(&person_type);
             let (legal_person_type, fields) = if person_type == PersonType::Legal {
                 let row = legal::table
@@ -108,6 +124,7 @@ impl Verification {
                 legal_person_type,
                 fields,
                 &docs,
+                &ubo,
                 kyc_level.as_deref().map(KycLevel::from_api),
             ))
         })
@@ -120,8 +137,12 @@ impl Verification {
         legal_person_type: Option<LegalPersonType>,
         fields: FieldCheck,
         docs: &[(DocumentType, Option<DocumentStatus>)],
+        ubo: &[Option<UboDeclarationStatus>],
         kyc_level: Option<KycLevel>,
     ) -> Verification {
+        let ubo_declaration_validated = ubo
+            .iter()
+            .any(|s| s.as_ref() == Some(&UboDeclarationStatus::Validated));
         let required = required_document_types(legal_person_type.as_ref());
         let validated: Vec<DocumentType> = required
             .iter()
@@ -139,7 +160,7 @@ impl Verification {
                 .filter(|t| !validated.contains(t))
                 .map(|t| t.as_str().to_owned()),
         );
-        if needs_ubo_declaration(legal_person_type.as_ref()) {
+        if needs_ubo_declaration(legal_person_type.as_ref()) && !ubo_declaration_validated {
             missing.push("ubo_declaration".into());
         }
         let light = fields.light_missing.is_empty();
@@ -154,6 +175,8 @@ impl Verification {
             validated,
             legal_person_type,
             kyc_level,
+            ubo_declaration: ubo.last().cloned().flatten(),
+            ubo_declaration_validated,
         }
     }
 
@@ -416,12 +439,21 @@ mod tests {
         legal: Option<LegalPersonType>,
         docs: &[(T, Option<S>)],
     ) -> Verification {
+        verify_with_ubo(fields, legal, docs, &[])
+    }
+
+    fn verify_with_ubo(
+        fields: FieldCheck,
+        legal: Option<LegalPersonType>,
+        docs: &[(T, Option<S>)],
+        ubo: &[Option<UboDeclarationStatus>],
+    ) -> Verification {
         let person = if legal.is_some() {
             PersonType::Legal
         } else {
             PersonType::Natural
         };
-        Verification::from_parts(1, person, legal, fields, docs, Some(KycLevel::Regular))
+        Verification::from_parts(1, person, legal, fields, docs, ubo, Some(KycLevel::Regular))
     }
 
     #[test]
@@ -529,6 +561,30 @@ mod tests {
             v.light && !v.regular && v.missing == ["ubo_declaration"],
             "{v:?}"
         );
+        // A declaration refused, then a newer one validated: regular. One in progress after
+        // a refusal is not enough.
+        use UboDeclarationStatus as U;
+        let business = || legal_ok("BUSINESS").check();
+        let b = Some(LegalPersonType::Business);
+        let v = verify_with_ubo(
+            business(),
+            b.clone(),
+            &all,
+            &[Some(U::Refused), Some(U::Validated)],
+        );
+        assert!(
+            v.regular && v.ubo_declaration == Some(U::Validated),
+            "{v:?}"
+        );
+        let v = verify_with_ubo(
+            business(),
+            b.clone(),
+            &all,
+            &[Some(U::Refused), Some(U::ValidationAsked), None],
+        );
+        assert!(!v.regular && v.missing == ["ubo_declaration"], "{v:?}");
+        assert_eq!(v.ubo_declaration, None, "the latest is not created yet");
+        assert!(!v.ubo_declaration_validated);
 
         let mut no_hq = legal_ok("ORGANIZATION");
         no_hq.headquarters_address_country = None;

@@ -309,6 +309,7 @@ impl Resource for MangopayWallet {
             date_filters: false,
             filters: Vec::new(),
             item_path: None,
+            untagged: false,
         }
     }
 

@@ -515,6 +515,10 @@ impl<R: Resource> Attempt<'_, R> {
                         retry_at: None,
                         source,
                     })?;
+                if let Err(why) = self.model.check_found(&payload) {
+                    let reason = format!("the object {found} found for this row is not its: {why}");
+                    return self.operator(reason, vec![found]).await;
+                }
                 tracing::info!(model = R::MODEL, id, mangopay_id = %found, "reconciled: found by tag");
                 self.record_created(payload, Source::FirstRequest).await
             }

@@ -119,13 +119,17 @@ pub(crate) async fn search(
                 }
                 _ => item,
             };
-            let marker = item
-                .get("Tag")
-                .and_then(Value::as_str)
-                .and_then(|tag| split(tag).1);
-            if marker.is_some_and(|m| m.row == row && m.key == key)
-                && let Some(id) = item.get("Id").and_then(Value::as_str)
-            {
+            let ours = if listing.untagged {
+                item.get("CreationDate")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|t| t >= since)
+            } else {
+                item.get("Tag")
+                    .and_then(Value::as_str)
+                    .and_then(|tag| split(tag).1)
+                    .is_some_and(|m| m.row == row && m.key == key)
+            };
+            if ours && let Some(id) = item.get("Id").and_then(Value::as_str) {
                 found.push(id.to_owned());
             }
         }

@@ -55,6 +55,11 @@ pub struct Listing {
     /// summaries): `Some("recipients")` reads `recipients/{Id}` for every item created since
     /// the key's first use. `None`: the items carry their `Tag`.
     pub item_path: Option<&'static str>,
+    /// Whether the objects carry no `Tag` at all (UBO declarations): every object listed
+    /// that was created since the key's first use (less the clock allowance) is then taken as
+    /// this row's, after [`Resource::check_found`]; one is adopted, several are left to an
+    /// operator. Only for resources of which one parent holds one open object at a time.
+    pub untagged: bool,
 }
 
 /// A Mangopay resource kept in a table of its own (or a family of tables), synced by the core.

@@ -58,15 +58,16 @@ fn migrate_round_trip(database: &TestDatabase) {
     assert!(stdout(&run).contains("applied 20261121000003"));
     assert!(stdout(&run).contains("applied 20261121000004"));
     assert!(stdout(&run).contains("applied 20261121000005"));
+    assert!(stdout(&run).contains("applied 20261121000006"));
 
     let revert = cli(&["migrate", "revert", "--database-url", &url]);
     assert!(
-        revert.status.success() && stdout(&revert).contains("reverted 20261121000005"),
+        revert.status.success() && stdout(&revert).contains("reverted 20261121000006"),
         "{revert:?}"
     );
     let list = cli(&["migrate", "list", "--database-url", &url]);
-    assert!(stdout(&list).contains("[X] 2026-11-21-000004_follow_status"));
-    assert!(stdout(&list).contains("[ ] 2026-11-21-000005_kyc_documents"));
+    assert!(stdout(&list).contains("[X] 2026-11-21-000005_kyc_documents"));
+    assert!(stdout(&list).contains("[ ] 2026-11-21-000006_ubo_declarations"));
 }
 
 #[test]

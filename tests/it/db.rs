@@ -58,6 +58,15 @@ both_backends!(migrations_list_revert_and_reapply, |env: Env| async move {
     let reverted = migrations::revert_last(&mut conn).unwrap();
     assert!(listed.last().unwrap().name.starts_with(&reverted[..4]));
     assert!(!migrations::list(&mut conn).unwrap().last().unwrap().applied);
+    let ubo_gone = diesel::sql_query("SELECT id FROM mangopay_ubos").execute(&mut *conn);
+    assert!(ubo_gone.is_err(), "the revert dropped the UBO tables");
+    let column_gone = diesel::sql_query("SELECT submission_requested_at FROM mangopay_documents")
+        .execute(&mut *conn);
+    assert!(
+        column_gone.is_err(),
+        "the revert dropped the submission column"
+    );
+    migrations::revert_last(&mut conn).unwrap();
     let kyc_gone = diesel::sql_query("SELECT id FROM mangopay_pages").execute(&mut *conn);
     assert!(kyc_gone.is_err(), "the revert dropped the KYC tables");
     migrations::revert_last(&mut conn).unwrap();
@@ -78,7 +87,7 @@ both_backends!(migrations_list_revert_and_reapply, |env: Env| async move {
     migrations::revert_last(&mut conn).unwrap();
     let table_gone = mangopay_users::table.count().get_result::<i64>(&mut *conn);
     assert!(table_gone.is_err(), "the second revert dropped the tables");
-    assert_eq!(migrations::run_pending(&mut conn).unwrap().len(), 5);
+    assert_eq!(migrations::run_pending(&mut conn).unwrap().len(), 6);
     assert!(
         migrations::list(&mut conn)
             .unwrap()

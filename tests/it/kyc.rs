@@ -474,10 +474,12 @@ both_backends!(
             .unwrap();
         assert_eq!(state, UploadState::Uploaded);
         assert_eq!(pages_at_sandbox(&env, &document), 2, "not uploaded twice");
-        let log = env.sandbox().request_log();
-        let resends: Vec<_> = log.iter().filter(|r| r.path.ends_with("/pages")).collect();
-        assert_eq!(resends.len(), 3);
-        assert_eq!(resends[2].status, 409, "the resend used the same key");
+        assert_eq!(
+            requests_to(&env, "POST", "/pages"),
+            2,
+            "the key's stored answer settled it: nothing was sent again"
+        );
+        assert_eq!(requests_to(&env, "GET", "/responses/"), 1);
         MangopayDocument::upload_pages_and_ask_for_validation(&db, &env.client, id)
             .await
             .unwrap();
@@ -678,5 +680,241 @@ both_backends!(
         assert_eq!(state, UploadState::Uploaded);
         assert_eq!(pages_at_sandbox(&env, &document), 1);
         assert!(staged_files(dir.path()).is_empty());
+    }
+);
+
+both_backends!(
+    a_page_uploaded_whose_answer_was_lost_is_settled_even_once_its_file_is_gone,
+    |env: Env| async move {
+        let (db, dir) = staging(&env);
+        let mut document = identity_proof(&env, &db, "moved@example.com", &dir).await;
+        document.create(&db, &env.client).await.unwrap();
+        let first = document.pages(&db).await.unwrap()[0].clone();
+        env.sandbox()
+            .knobs()
+            .drop_next_answers(1, AnswerLoss::Close);
+        MangopayPage::upload(&db, &env.client, first.id())
+            .await
+            .unwrap_err();
+        // The application moved its file on, taking the page as sent.
+        std::fs::remove_file(first.source().path()).unwrap();
+        let state = MangopayPage::upload(&db, &env.client, first.id())
+            .await
+            .unwrap();
+        assert_eq!(state, UploadState::Uploaded);
+        assert_eq!(requests_to(&env, "POST", "/pages"), 1, "sent once");
+        assert_eq!(pages_at_sandbox(&env, &document), 1);
+    }
+);
+
+both_backends!(
+    two_uploads_of_one_page_at_once_send_it_once,
+    |env: Env| async move {
+        let (db, _dir) = staging(&env);
+        let user = created_user(&env, "race@example.com").await;
+        let mut document = MangopayDocument::new(user.id.unwrap(), DocumentType::IdentityProof);
+        document.create(&db, &env.client).await.unwrap();
+        let mut pages = Vec::new();
+        for i in 0..5 {
+            let bytes = png(40_000, &format!("race-{i}"));
+            pages.push(
+                MangopayPage::add_bytes(&db, document.id.unwrap(), &bytes)
+                    .await
+                    .unwrap(),
+            );
+        }
+        for page in &pages {
+            let (a, b) = tokio::join!(
+                MangopayPage::upload(&db, &env.client, page.id()),
+                MangopayPage::upload(&db, &env.client, page.id()),
+            );
+            let ok = [&a, &b].iter().filter(|r| r.is_ok()).count();
+            assert!(ok >= 1, "{a:?} {b:?}");
+            for r in [a, b] {
+                if let Err(e) = r {
+                    assert!(matches!(e, Error::Busy { .. }), "{e}");
+                }
+            }
+        }
+        assert_eq!(
+            requests_to(&env, "POST", "/pages"),
+            5,
+            "each page sent once, with one key"
+        );
+        assert_eq!(pages_at_sandbox(&env, &document), 5);
+    }
+);
+
+both_backends!(
+    no_page_is_added_while_validation_is_being_asked,
+    |env: Env| async move {
+        let (db, dir) = staging(&env);
+        let mut document = identity_proof(&env, &db, "inflight@example.com", &dir).await;
+        let id = document.id.unwrap();
+        document.create(&db, &env.client).await.unwrap();
+        document.upload_pages(&db, &env.client).await.unwrap();
+        env.sandbox()
+            .knobs()
+            .set_latency(std::time::Duration::from_millis(800));
+        let asking = {
+            let (db, client) = (db.clone(), env.client.clone());
+            let mut document = document.clone();
+            tokio::spawn(async move { document.ask_for_validation(&db, &client).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let e = MangopayPage::add_bytes(&db, id, &png(40_000, "late"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::WrongState { .. }), "{e}");
+        asking.await.unwrap().unwrap();
+        env.sandbox().knobs().set_latency(std::time::Duration::ZERO);
+        assert_eq!(MangopayPage::for_document(&db, id).await.unwrap().len(), 2);
+        assert!(staged_files(dir.path()).is_empty(), "the late copy is gone");
+        let asked = MangopayDocument::get(&db, id).await.unwrap();
+        assert_eq!(asked.status(), Some(&DocumentStatus::ValidationAsked));
+    }
+);
+
+both_backends!(
+    a_failed_validation_request_keeps_pages_out_until_settled_and_a_refused_one_reopens,
+    |env: Env| async move {
+        let (db, dir) = staging(&env);
+        let mut document = identity_proof(&env, &db, "reopen@example.com", &dir).await;
+        let id = document.id.unwrap();
+        document.create(&db, &env.client).await.unwrap();
+        document.upload_pages(&db, &env.client).await.unwrap();
+        // A failure retrying may fix: the request may still land, so no page is added.
+        env.sandbox().knobs().set_unavailable(true);
+        let e = document
+            .ask_for_validation(&db, &env.client)
+            .await
+            .unwrap_err();
+        env.sandbox().knobs().set_unavailable(false);
+        assert!(e.is_retryable(), "{e}");
+        let e = MangopayPage::add_bytes(&db, id, &png(40_000, "x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::WrongState { .. }), "{e}");
+        // A refusal (a proxy's redirect) while Mangopay shows it CREATED: open again.
+        env.sandbox()
+            .knobs()
+            .redirect_next(1, "https://proxy.invalid/");
+        let e = document
+            .ask_for_validation(&db, &env.client)
+            .await
+            .unwrap_err();
+        assert!(!e.is_retryable(), "{e}");
+        let reopened = MangopayDocument::get(&db, id).await.unwrap();
+        assert_eq!(reopened.facts().validation_asked_at, None);
+        MangopayPage::add_bytes(&db, id, &png(40_000, "third"))
+            .await
+            .unwrap();
+        MangopayDocument::upload_pages_and_ask_for_validation(&db, &env.client, id)
+            .await
+            .unwrap();
+        assert_eq!(pages_at_sandbox(&env, &document), 3);
+        let asked = MangopayDocument::get(&db, id).await.unwrap();
+        assert_eq!(asked.status(), Some(&DocumentStatus::ValidationAsked));
+        assert!(asked.facts().validation_asked_at.is_some());
+    }
+);
+
+both_backends!(
+    a_page_whose_key_holds_a_rate_limit_answer_is_sent_with_a_new_key,
+    |env: Env| async move {
+        let (db, _dir) = staging(&env);
+        let user = created_user(&env, "limited@example.com").await;
+        let mut document = MangopayDocument::new(user.id.unwrap(), DocumentType::IdentityProof);
+        document.create(&db, &env.client).await.unwrap();
+        let page = MangopayPage::add_bytes(&db, document.id.unwrap(), &png(40_000, "rl"))
+            .await
+            .unwrap();
+        let knobs = env.sandbox().knobs();
+        knobs.set_rate_limited_keys_blocked(true);
+        knobs.set_rate_limit(Some(1));
+        let e = MangopayPage::upload(&db, &env.client, page.id())
+            .await
+            .unwrap_err();
+        assert_eq!(e.api().and_then(|a| a.status()), Some(429), "{e}");
+        knobs.set_rate_limit(None);
+        // After the budget's reset (a client that has not seen the 429): the key's stored
+        // answer is the 429, so the next upload learns it and gives the key up.
+        let later = crate::support::client_for(&env.sandbox);
+        let e = MangopayPage::upload(&db, &later, page.id())
+            .await
+            .unwrap_err();
+        assert_eq!(e.api().and_then(|a| a.status()), Some(429), "{e}");
+        let page_now = MangopayPage::get(&db, page.id()).await.unwrap();
+        assert_eq!(page_now.upload_state(), UploadState::Pending);
+        let state = MangopayPage::upload(&db, &later, page.id()).await.unwrap();
+        assert_eq!(state, UploadState::Uploaded);
+        assert_eq!(pages_at_sandbox(&env, &document), 1);
+    }
+);
+
+both_backends!(
+    interrupted_submissions_are_listed_to_resume,
+    |env: Env| async move {
+        let (db, dir) = staging(&env);
+        let mut document = identity_proof(&env, &db, "resume@example.com", &dir).await;
+        let id = document.id.unwrap();
+        document.create(&db, &env.client).await.unwrap();
+        assert!(
+            MangopayDocument::submissions_to_resume(&db)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a document nobody asked to submit is left alone"
+        );
+        MangopayDocument::request_submission(&db, id).await.unwrap();
+        let first = document.pages(&db).await.unwrap()[0].id();
+        MangopayPage::upload(&db, &env.client, first).await.unwrap();
+        // The worker died here: one page uploaded, one pending.
+        assert_eq!(
+            MangopayDocument::submissions_to_resume(&db).await.unwrap(),
+            vec![id]
+        );
+        MangopayDocument::upload_pages_and_ask_for_validation(&db, &env.client, id)
+            .await
+            .unwrap();
+        assert!(
+            MangopayDocument::submissions_to_resume(&db)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+);
+
+both_backends!(
+    orphaned_staged_copies_are_removed_and_needed_ones_kept,
+    |env: Env| async move {
+        let (db, dir) = staging(&env);
+        let user = created_user(&env, "orphan@example.com").await;
+        let mut document = MangopayDocument::new(user.id.unwrap(), DocumentType::IdentityProof);
+        document.save(&db).await.unwrap();
+        let page = MangopayPage::add_bytes(&db, document.id.unwrap(), &png(40_000, "keep"))
+            .await
+            .unwrap();
+        // A process stopped between staging a copy and recording its page.
+        let orphan = dir.path().join("pages").join("page-orphan.staged");
+        std::fs::write(&orphan, b"left behind").unwrap();
+        let other = dir.path().join("pages").join("not-ours.txt");
+        std::fs::write(&other, b"the application's").unwrap();
+        let removed =
+            MangopayPage::remove_orphaned_staged_files(&db, std::time::Duration::from_secs(3600))
+                .await
+                .unwrap();
+        assert_eq!(removed, 0, "recent files are kept");
+        let removed = MangopayPage::remove_orphaned_staged_files(&db, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(removed, 1);
+        assert!(!orphan.exists());
+        assert!(other.exists(), "only the library's own copies are touched");
+        assert!(
+            page.source().path().exists(),
+            "a page still to upload keeps its copy"
+        );
     }
 );

@@ -14,4 +14,5 @@ mod money;
 mod money_bank;
 mod money_out;
 mod sync;
+mod ubo;
 mod users;

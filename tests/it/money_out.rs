@@ -429,6 +429,11 @@ both_backends!(
         let mut conn = env.db.get().unwrap();
         assert_eq!(
             migrations::revert_last(&mut conn).unwrap(),
+            "20261121000006",
+            "the UBO migration"
+        );
+        assert_eq!(
+            migrations::revert_last(&mut conn).unwrap(),
             "20261121000005",
             "the KYC migration"
         );

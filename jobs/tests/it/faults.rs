@@ -80,7 +80,7 @@ both_backends!(
             .await
             .unwrap();
         let before = env
-            .until_synced(before.id.unwrap(), Duration::from_secs(30))
+            .until_synced(before.id.unwrap(), Duration::from_secs(90))
             .await;
         assert_eq!(users_with_email(&env, "before@example.com"), 1);
         let keys = keys_sent(&env);
@@ -98,7 +98,7 @@ both_backends!(
         env.sandbox().knobs().fail_next_after_work(1);
         queue.create_mangopay_user(after.id.unwrap()).await.unwrap();
         let after = env
-            .until_synced(after.id.unwrap(), Duration::from_secs(30))
+            .until_synced(after.id.unwrap(), Duration::from_secs(90))
             .await;
         assert_eq!(users_with_email(&env, "after@example.com"), 1);
         let made = env

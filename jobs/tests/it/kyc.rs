@@ -3,9 +3,13 @@
 //! cron schedule, has the outcome of every document awaiting validation read.
 
 use diesel_mangopay::models::kyc_file::{FileLimits, KycSettings};
-use diesel_mangopay::{DocumentStatus, DocumentType, MangopayDocument, MangopayPage, UploadState};
+use diesel_mangopay::{
+    Address, DocumentStatus, DocumentType, MangopayDocument, MangopayPage, MangopayUbo,
+    MangopayUboDeclaration, UboDeclarationStatus, UboFields, UploadState, Verification,
+};
 use diesel_mangopay_jobs::{
-    CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION, Job, JobQueue, WorkerOptions,
+    CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION,
+    CREATE_MANGOPAY_UBO_DECLARATION_AND_UBOS_AND_ASK_FOR_VALIDATION, Job, JobQueue, WorkerOptions,
 };
 use diesel_mangopay_sandbox::{AnswerLoss, KycOutcome};
 
@@ -71,9 +75,16 @@ both_backends!(
         idle(&queue).await;
         worker.stop().await;
 
-        // Page 1 once (before the job), page 2 once, then its resend answered 409 from the
-        // stored first answer: two pages at Mangopay.
-        assert_eq!(posts_to(&env, "/pages"), [204, 204, 409]);
+        // Page 1 once (before the job), page 2 once; its retry read the key's stored first
+        // answer instead of sending again: two pages at Mangopay.
+        assert_eq!(posts_to(&env, "/pages"), [204, 204]);
+        let lookups = env
+            .sandbox()
+            .request_log()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/responses/"))
+            .count();
+        assert_eq!(lookups, 1);
         let remote = document.mangopay_id().unwrap().to_owned();
         assert_eq!(env.sandbox().kyc_pages(&remote).unwrap().len(), 2);
         let second = MangopayPage::get(&db, second.id()).await.unwrap();
@@ -161,6 +172,123 @@ both_backends!(
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+);
+
+both_backends!(
+    the_kyc_sweep_resumes_a_submission_that_stopped_half_way,
+    |env: Env| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let db = env.db.clone().with_kyc(KycSettings {
+            limits: FileLimits::default(),
+            staging_dir: dir.path().join("pages"),
+        });
+        let user = created_user(&env, "kyc-resume@example.com").await;
+        let mut document = MangopayDocument::new(user.id.unwrap(), DocumentType::IdentityProof);
+        document.create(&db, &env.client).await.unwrap();
+        let id = document.id.unwrap();
+        let first = MangopayPage::add_bytes(&db, id, &png(40_000, 4))
+            .await
+            .unwrap();
+        MangopayPage::add_bytes(&db, id, &png(40_000, 5))
+            .await
+            .unwrap();
+        // The job's worker died after the first page: its task is gone from the queue.
+        MangopayDocument::request_submission(&db, id).await.unwrap();
+        MangopayPage::upload(&db, &env.client, first.id())
+            .await
+            .unwrap();
+        let queue = JobQueue::connect(&env.database.url).await.unwrap();
+        let worker = start_worker_with(
+            db.clone(),
+            env.client.clone(),
+            &queue,
+            WorkerOptions {
+                kyc_schedule: Some("* * * * * *".parse().unwrap()),
+                ..options()
+            },
+        );
+        crate::support::eventually(
+            "the submission is resumed",
+            std::time::Duration::from_secs(30),
+            || {
+                let db = db.clone();
+                async move {
+                    MangopayDocument::get(&db, id).await.unwrap().status()
+                        == Some(&DocumentStatus::ValidationAsked)
+                }
+            },
+        )
+        .await;
+        worker.stop().await;
+        assert_eq!(posts_to(&env, "/pages"), [204, 204], "each page once");
+    }
+);
+
+both_backends!(
+    the_ubo_declaration_job_and_the_kyc_sweep_take_a_declaration_to_validated,
+    |env: Env| async move {
+        let mut company = crate::support::legal_owner();
+        company.email = "ubo-job@example.com".into();
+        company.create(&env.db, &env.client).await.unwrap();
+        let mut declaration = MangopayUboDeclaration::new(company.id.unwrap());
+        declaration.save(&env.db).await.unwrap();
+        let id = declaration.id.unwrap();
+        for first in ["Ada", "Grace"] {
+            let fields = UboFields {
+                first_name: first.into(),
+                last_name: "Owner".into(),
+                address: Address::new("6 Parvis Notre-Dame", "Paris", "75004", "FR").unwrap(),
+                nationality: "FR".into(),
+                birthday: chrono::NaiveDate::from_ymd_opt(1985, 3, 12).unwrap(),
+                birthplace_city: "Lyon".into(),
+                birthplace_country: "FR".into(),
+            };
+            MangopayUbo::add(&env.db, id, fields).await.unwrap();
+        }
+        // Mangopay's teams answer a second after the submission.
+        env.sandbox()
+            .knobs()
+            .set_ubo_outcome_after(Some(std::time::Duration::from_secs(1)));
+        let queue = JobQueue::connect(&env.database.url).await.unwrap();
+        queue
+            .enqueue(Job::new(
+                CREATE_MANGOPAY_UBO_DECLARATION_AND_UBOS_AND_ASK_FOR_VALIDATION,
+                id,
+            ))
+            .await
+            .unwrap();
+        let worker = start_worker_with(
+            env.db.clone(),
+            env.client.clone(),
+            &queue,
+            WorkerOptions {
+                kyc_schedule: Some("* * * * * *".parse().unwrap()),
+                ..options()
+            },
+        );
+        crate::support::eventually(
+            "the declaration is validated",
+            std::time::Duration::from_secs(30),
+            || {
+                let db = env.db.clone();
+                async move {
+                    MangopayUboDeclaration::get(&db, id).await.unwrap().status()
+                        == Some(&UboDeclarationStatus::Validated)
+                }
+            },
+        )
+        .await;
+        worker.stop().await;
+        assert_eq!(posts_to(&env, "/ubos"), [200, 200], "each UBO once");
+        let verification = Verification::of(&env.db, company.id.unwrap())
+            .await
+            .unwrap();
+        assert!(verification.ubo_declaration_validated, "{verification:?}");
+        assert!(
+            !verification.missing.iter().any(|m| m == "ubo_declaration"),
+            "{verification:?}"
         );
     }
 );

@@ -31,5 +31,6 @@ fn listing() -> Listing {
         date_filters: false,
         filters: Vec::new(),
         item_path: None,
+        untagged: false,
     }
 }
