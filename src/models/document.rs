@@ -172,30 +172,15 @@ impl MangopayDocument {
     /// asked): from then on the KYC sweep resumes a submission that stopped half-way (a worker
     /// that died, a page another call was uploading). The job does it first.
     pub async fn request_submission(db: &Db, id: i64) -> Result<(), Error> {
-        db.write(move |conn| {
-            let at = crate::sync::now();
-            let n = diesel::update(
-                documents::table
-                    .find(id)
-                    .filter(documents::submission_requested_at.is_null()),
-            )
-            .set(documents::submission_requested_at.eq(Some(at)))
-            .execute(conn)?;
-            if n == 0 && documents::table.find(id).count().get_result::<i64>(conn)? == 0 {
-                return Err(Error::NotFound {
-                    model: Self::MODEL,
-                    id,
-                });
-            }
-            Ok(())
-        })
-        .await
+        super::submission::request::<Self>(db, id).await
     }
 
-    /// The local ids of the documents whose submission was asked for and stopped half-way:
-    /// created at Mangopay and still `CREATED`, with a page to upload or every page uploaded,
-    /// no page whose outcome is unknown and none being uploaded now. The KYC sweep queues
-    /// their job again.
+    /// The local ids of the documents whose submission was asked for (by the job, or by a
+    /// validation request whose answer never came) and stopped half-way: created at Mangopay
+    /// and still `CREATED`, with a page to upload or every page uploaded, no page whose
+    /// outcome is unknown, none refused (the application decides: a document is not
+    /// submitted without a page it meant to send) and none being uploaded now. The KYC sweep
+    /// queues their job again.
     pub async fn submissions_to_resume(db: &Db) -> Result<Vec<i64>, Error> {
         use crate::schema::mangopay_pages as pages;
         db.run(|conn| {
@@ -203,9 +188,11 @@ impl MangopayDocument {
             let busy_or_unknown = pages::table
                 .filter(pages::document_id.eq(documents::id))
                 .filter(
-                    pages::upload_state.eq("unknown").or(pages::upload_state
-                        .eq_any(["pending", "sending"])
-                        .and(pages::lease_until.gt(at))),
+                    pages::upload_state
+                        .eq_any(["unknown", "refused"])
+                        .or(pages::upload_state
+                            .eq_any(["pending", "sending"])
+                            .and(pages::lease_until.gt(at))),
                 );
             let to_send = pages::table
                 .filter(pages::document_id.eq(documents::id))
@@ -307,6 +294,14 @@ impl MangopayDocument {
                 )
                 .set(documents::validation_asked_at.eq(Some(at)))
                 .execute(conn)?;
+                // If the answer never comes, the KYC sweep sends the request again.
+                diesel::update(
+                    documents::table
+                        .find(id)
+                        .filter(documents::submission_requested_at.is_null()),
+                )
+                .set(documents::submission_requested_at.eq(Some(at)))
+                .execute(conn)?;
                 Ok::<_, Error>((model, mangopay_id, user))
             })
             .await?;
@@ -335,16 +330,21 @@ impl MangopayDocument {
                         // Mangopay shows it still CREATED: a refusal leaves the document open
                         // for its pages to be fixed; after a failure retrying may fix, the
                         // request may still land, so no page is added until it is settled.
-                        let reopen = !error.is_retryable()
-                            && shown.as_ref().is_ok_and(|s| {
-                                s.get("Status").and_then(Value::as_str) == Some("CREATED")
-                            });
+                        let reopen = error.never_sent()
+                            || (!error.is_retryable()
+                                && shown.as_ref().is_ok_and(|s| {
+                                    s.get("Status").and_then(Value::as_str) == Some("CREATED")
+                                }));
                         let note = crate::sync::note("validation_not_asked", error.to_string());
                         db.write(move |conn| {
                             let at = crate::sync::now();
                             if reopen {
                                 diesel::update(documents::table.find(id))
-                                    .set(documents::validation_asked_at.eq(None::<NaiveDateTime>))
+                                    .set((
+                                        documents::validation_asked_at.eq(None::<NaiveDateTime>),
+                                        documents::submission_requested_at
+                                            .eq(None::<NaiveDateTime>),
+                                    ))
                                     .execute(conn)?;
                             }
                             crate::sync::store::note_error(conn, DOCUMENTS, id, &note, at)
@@ -374,19 +374,7 @@ impl MangopayDocument {
             tracing::info!(id, status = ?document.status(), "the document does not await validation; not checked");
             return Ok(document.facts.status);
         }
-        crate::sync::refresh_by_id::<Self>(db, client, id).await?;
-        let checked = crate::sync::now();
-        db.write(move |conn| {
-            diesel::update(documents::table.find(id))
-                .set((
-                    documents::status_checks.eq(documents::status_checks + 1),
-                    documents::status_checked_at.eq(Some(checked)),
-                ))
-                .execute(conn)
-                .map(drop)
-                .map_err(Error::from)
-        })
-        .await?;
+        super::submission::check_status::<Self>(db, client, id).await?;
         let document = Self::get(db, id).await?;
         match document.status() {
             Some(DocumentStatus::Refused) => tracing::warn!(
@@ -402,15 +390,7 @@ impl MangopayDocument {
 
     /// The local ids of the documents awaiting validation (`VALIDATION_ASKED`), oldest first.
     pub async fn awaiting_validation(db: &Db) -> Result<Vec<i64>, Error> {
-        db.run(|conn| {
-            documents::table
-                .filter(documents::status.eq("VALIDATION_ASKED"))
-                .order(documents::id)
-                .select(documents::id)
-                .load::<i64>(conn)
-                .map_err(Error::from)
-        })
-        .await
+        super::submission::awaiting_validation(db, DOCUMENTS).await
     }
 
     /// The documents of the user `user_id` (local id), oldest first.

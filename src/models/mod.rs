@@ -14,6 +14,7 @@ mod page;
 mod parent;
 mod pay_out;
 mod recipient;
+mod submission;
 mod transaction;
 mod transfer;
 mod types;

@@ -31,10 +31,6 @@ use crate::{Db, Error, IdempotencyKey, MangopayClient};
 
 const MODEL: &str = "MangopayPage";
 
-/// How long a page's idempotency key is resent: Mangopay keeps a key's first answer for 24
-/// hours; an hour is left for clocks and the request's own time.
-const KEY_RESENT_FOR: chrono::Duration = chrono::Duration::hours(23);
-
 /// Where a page's file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageSource {
@@ -180,7 +176,7 @@ struct Send {
     sha256: String,
     /// The key was sent before: its stored answer is read first.
     resend: bool,
-    /// The key was first sent more than [`KEY_RESENT_FOR`] ago: unless its stored answer can
+    /// The key was first sent more than 23 hours (`sync::KEY_RESENT_FOR`) ago: unless its stored answer can
     /// still be read, the outcome cannot be learnt.
     expired: bool,
 }
@@ -268,8 +264,9 @@ impl MangopayPage {
     pub async fn add_bytes(db: &Db, document_id: i64, bytes: &[u8]) -> Result<MangopayPage, Error> {
         let facts = check_page_file("file", bytes, &db.kyc().limits)?;
         let dir = db.kyc().staging_dir.clone();
+        let prefix = staged_prefix(db);
         let bytes = bytes.to_vec();
-        let staged = tokio::task::spawn_blocking(move || stage(&dir, &bytes))
+        let staged = tokio::task::spawn_blocking(move || stage(&dir, &prefix, &bytes))
             .await
             .map_err(|e| Error::PageFile {
                 path: String::new(),
@@ -312,6 +309,16 @@ impl MangopayPage {
     /// whose outcome cannot be learnt is marked `unknown` ([`Error::NeedsOperator`]). A staged
     /// copy is removed once the page is uploaded or refused. Returns the page's state.
     pub async fn upload(db: &Db, client: &MangopayClient, id: i64) -> Result<UploadState, Error> {
+        // A page never sent has its file read and checked before anything is written: a
+        // missing or changed file is an error that leaves the row as it was.
+        let first = db
+            .run(move |conn| load(conn, id)?.ok_or(not_found(id)))
+            .await?;
+        let mut checked = None;
+        if first.upload_key.is_none() && first.upload_state == UploadState::Pending.as_str() {
+            let page = first.page();
+            checked = Some(read_checked(&page.source, &first.sha256, db).await?);
+        }
         let lease = Lease::random_for("page");
         let until = now() + lease_duration(client.config().timeout());
         let me = lease.owner().to_owned();
@@ -338,7 +345,11 @@ impl MangopayPage {
                 return expire(db, id, &send).await;
             }
             None => {
-                let body = match read_checked(&send.source, &send.sha256, db).await {
+                let read = match checked.take().filter(|_| !send.resend) {
+                    Some(bytes) => Ok(bytes),
+                    None => read_checked(&send.source, &send.sha256, db).await,
+                };
+                let body = match read {
                     Ok(bytes) => page_body(&bytes),
                     Err(e) => {
                         release(db, id, &lease, None).await?;
@@ -416,8 +427,9 @@ impl MangopayPage {
     }
 
     /// Removes the staged copies in the staging directory that no page needs any more: files
-    /// the library staged (`page-*.staged`) that no page still to upload (pending, sending,
-    /// unknown) refers to, left behind when a process stopped between staging and recording,
+    /// the library staged for this database (`page-{database}-*.staged`, `{database}` a digest
+    /// of its URL, so deployments sharing a directory leave each other's copies alone) that no
+    /// page still to upload (pending, sending, unknown) refers to, left behind when a process stopped between staging and recording,
     /// or between settling and removing. Files changed in the last `grace` are kept (a page
     /// may be being added). The KYC sweep calls it; returns how many were removed.
     pub async fn remove_orphaned_staged_files(
@@ -425,6 +437,7 @@ impl MangopayPage {
         grace: std::time::Duration,
     ) -> Result<usize, Error> {
         let dir = db.kyc().staging_dir.clone();
+        let prefix = staged_prefix(db);
         let needed = db
             .run(|conn| {
                 pages::table
@@ -437,7 +450,7 @@ impl MangopayPage {
             .await?;
         let needed: std::collections::HashSet<PathBuf> =
             needed.into_iter().map(PathBuf::from).collect();
-        tokio::task::spawn_blocking(move || orphans_removed(&dir, &needed, grace))
+        tokio::task::spawn_blocking(move || orphans_removed(&dir, &prefix, &needed, grace))
             .await
             .map_err(|e| Error::PageFile {
                 path: String::new(),
@@ -575,15 +588,20 @@ fn unreadable(reason: String) -> Error {
     Error::Validation(e)
 }
 
-/// Writes `bytes` to a new file of `dir` that only this user can read, and keeps it.
-fn stage(dir: &Path, bytes: &[u8]) -> Result<PathBuf, Error> {
+/// Writes `bytes` to a new file of `dir` named `{prefix}….staged` that only this user can
+/// read, and keeps it. The directory is created readable by this user only.
+fn stage(dir: &Path, prefix: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
     let failed = |e: std::io::Error| Error::PageFile {
         path: dir.display().to_string(),
         reason: e.to_string(),
     };
-    std::fs::create_dir_all(dir).map_err(failed)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(failed)?;
     let mut file = tempfile::Builder::new()
-        .prefix("page-")
+        .prefix(prefix)
         .suffix(".staged")
         .tempfile_in(dir)
         .map_err(failed)?;
@@ -593,9 +611,19 @@ fn stage(dir: &Path, bytes: &[u8]) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
-/// Removes from `dir` the staged copies not in `needed` and older than `grace`.
+/// The name prefix of this database's staged copies: `page-` and a digest of its URL.
+fn staged_prefix(db: &Db) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(db.url().redacted().as_bytes());
+    let tag: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("page-{tag}-")
+}
+
+/// Removes from `dir` the staged copies named `{prefix}*.staged` not in `needed` and older
+/// than `grace`.
 fn orphans_removed(
     dir: &Path,
+    prefix: &str,
     needed: &std::collections::HashSet<PathBuf>,
     grace: std::time::Duration,
 ) -> Result<usize, Error> {
@@ -613,7 +641,7 @@ fn orphans_removed(
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with("page-") && name.ends_with(".staged")) {
+        if !(name.starts_with(prefix) && name.ends_with(".staged")) {
             continue;
         }
         let path = entry.path();
@@ -808,22 +836,18 @@ fn claim(
             parent: "MangopayUser",
             parent_id: user_id,
         })?;
-    let (key, resend) = match &row.upload_key {
-        Some(key) => (
-            IdempotencyKey::new(key.clone()).map_err(|e| Error::StoredValue {
-                table: "mangopay_pages",
-                id,
-                column: "upload_key",
-                value: key.chars().take(200).collect(),
-                problem: e.to_string(),
-            })?,
-            true,
-        ),
-        None => (IdempotencyKey::generate(), false),
-    };
-    let expired = row
-        .upload_key_at
-        .is_some_and(|first| at - first > KEY_RESENT_FOR);
+    let crate::sync::KeyToSend {
+        key,
+        resend,
+        expired,
+    } = crate::sync::key_to_send(
+        "mangopay_pages",
+        id,
+        "upload_key",
+        row.upload_key.as_ref(),
+        row.upload_key_at,
+        at,
+    )?;
     // A compare-and-set on what was read: of two uploads claiming the page at once, one
     // takes it and the other is told the page is busy; neither sends a key the other chose.
     let claimed = diesel::update(

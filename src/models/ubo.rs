@@ -38,10 +38,6 @@ const DECLARATION: &str = "MangopayUboDeclaration";
 /// The most UBOs Mangopay takes in one declaration (those disregarded included).
 pub const MAX_UBOS: i64 = 15;
 
-/// How long a UBO's idempotency key is resent: Mangopay keeps a key's first answer for 24
-/// hours; an hour is left for clocks and the request's own time.
-const KEY_RESENT_FOR: chrono::Duration = chrono::Duration::hours(23);
-
 /// The earliest birth year taken.
 const MIN_BIRTH_YEAR: i32 = 1900;
 
@@ -315,7 +311,7 @@ struct Send {
     key: IdempotencyKey,
     /// The key was committed before: an earlier request may have used it.
     resend: bool,
-    /// The key was first used more than [`KEY_RESENT_FOR`] ago: it is not sent again.
+    /// The key was first used more than 23 hours (`sync::KEY_RESENT_FOR`) ago: it is not sent again.
     expired: bool,
     declaration: String,
     body: Value,
@@ -367,6 +363,8 @@ pub(crate) struct UboState {
     pub state: UboCreateState,
     pub is_active: bool,
     pub dirty: bool,
+    /// A create, update or deactivation of it is in flight.
+    pub busy: bool,
 }
 
 impl MangopayUbo {
@@ -820,13 +818,29 @@ impl MangopayUbo {
                     open_declaration(conn, row.declaration_id, at, "UBOs can only be deactivated")?;
                 match row.state() {
                     UboCreateState::Pending | UboCreateState::Refused => {
-                        diesel::update(ubos::table.find(id))
-                            .set((
-                                ubos::is_active.eq(false),
-                                ubos::dirty.eq(false),
-                                ubos::updated_at.eq(at),
-                            ))
-                            .execute(conn)?;
+                        // Only as read: a create that claimed it meanwhile goes on, and this
+                        // deactivation is told the UBO is busy.
+                        let n = diesel::update(
+                            ubos::table
+                                .find(id)
+                                .filter(ubos::create_state.eq(&row.create_state))
+                                .filter(ubos::create_attempts.eq(row.create_attempts))
+                                .filter(ubos::updated_at.eq(row.updated_at))
+                                .filter(ubos::lease_until.is_null().or(ubos::lease_until.le(at))),
+                        )
+                        .set((
+                            ubos::is_active.eq(false),
+                            ubos::dirty.eq(false),
+                            ubos::updated_at.eq(at),
+                        ))
+                        .execute(conn)?;
+                        if n != 1 {
+                            return Err(Error::Busy {
+                                model: MODEL,
+                                id,
+                                until: Utc::now(),
+                            });
+                        }
                         Ok(None)
                     }
                     state @ (UboCreateState::Sending | UboCreateState::Unknown) => Err(wrong(
@@ -1240,6 +1254,8 @@ fn take_lease(
             .find(row.id)
             .filter(ubos::create_state.eq(&row.create_state))
             .filter(ubos::create_attempts.eq(row.create_attempts))
+            .filter(ubos::is_active.eq(row.is_active))
+            .filter(ubos::updated_at.eq(row.updated_at))
             .filter(ubos::lease_until.is_null().or(ubos::lease_until.le(at))),
     )
     .set((
@@ -1308,22 +1324,18 @@ fn claim(
         });
     }
     let declaration = open_declaration(conn, row.declaration_id, at, "UBOs can only be created")?;
-    let (key, resend) = match &row.create_key {
-        Some(key) => (
-            IdempotencyKey::new(key.clone()).map_err(|e| Error::StoredValue {
-                table: "mangopay_ubos",
-                id,
-                column: "create_key",
-                value: key.chars().take(200).collect(),
-                problem: e.to_string(),
-            })?,
-            true,
-        ),
-        None => (IdempotencyKey::generate(), false),
-    };
-    let expired = row
-        .create_key_at
-        .is_some_and(|first| at - first > KEY_RESENT_FOR);
+    let crate::sync::KeyToSend {
+        key,
+        resend,
+        expired,
+    } = crate::sync::key_to_send(
+        "mangopay_ubos",
+        id,
+        "create_key",
+        row.create_key.as_ref(),
+        row.create_key_at,
+        at,
+    )?;
     // A compare-and-set on what was read (every claim bumps the attempts): of two creates
     // claiming the UBO at once, one takes it and the other is told it is busy; neither sends
     // a key the other chose.
@@ -1332,6 +1344,8 @@ fn claim(
             .find(id)
             .filter(ubos::create_state.eq(&row.create_state))
             .filter(ubos::create_attempts.eq(row.create_attempts))
+            .filter(ubos::is_active.eq(true))
+            .filter(ubos::updated_at.eq(row.updated_at))
             .filter(ubos::lease_until.is_null().or(ubos::lease_until.le(at))),
     )
     .set((
@@ -1460,18 +1474,26 @@ async fn release(db: &Db, id: i64, lease: &Lease, error: Option<String>) -> Resu
 
 /// The state of every UBO of the declaration `declaration_id`, in the order they were added.
 pub(crate) fn states(conn: &mut AnyConnection, declaration_id: i64) -> QueryResult<Vec<UboState>> {
+    let at = now();
     let rows = ubos::table
         .filter(ubos::declaration_id.eq(declaration_id))
         .order(ubos::id)
-        .select((ubos::id, ubos::create_state, ubos::is_active, ubos::dirty))
-        .load::<(i64, String, bool, bool)>(conn)?;
+        .select((
+            ubos::id,
+            ubos::create_state,
+            ubos::is_active,
+            ubos::dirty,
+            ubos::lease_until,
+        ))
+        .load::<(i64, String, bool, bool, Option<NaiveDateTime>)>(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(id, state, is_active, dirty)| UboState {
+        .map(|(id, state, is_active, dirty, lease_until)| UboState {
             id,
             state: UboCreateState::from_db(&state),
             is_active,
             dirty,
+            busy: lease_until.is_some_and(|until| until > at),
         })
         .collect())
 }

@@ -137,30 +137,7 @@ impl MangopayUboDeclaration {
     /// first. Cleared when the declaration is found `INCOMPLETE`: it is submitted again only
     /// when asked again.
     pub async fn request_submission(db: &Db, id: i64) -> Result<(), Error> {
-        db.write(move |conn| {
-            let at = crate::sync::now();
-            let n = diesel::update(
-                declarations::table
-                    .find(id)
-                    .filter(declarations::submission_requested_at.is_null()),
-            )
-            .set(declarations::submission_requested_at.eq(Some(at)))
-            .execute(conn)?;
-            if n == 0
-                && declarations::table
-                    .find(id)
-                    .count()
-                    .get_result::<i64>(conn)?
-                    == 0
-            {
-                return Err(Error::NotFound {
-                    model: Self::MODEL,
-                    id,
-                });
-            }
-            Ok(())
-        })
-        .await
+        super::submission::request::<Self>(db, id).await
     }
 
     /// The local ids of the declarations whose submission was asked for
@@ -299,7 +276,14 @@ impl MangopayUboDeclaration {
                     .created(Self::MODEL, "user_id", "MangopayUser", model.user_id)?;
                 let ubos = super::ubo::states(conn, id)?;
                 let mut waiting = Vec::new();
-                for ubo in ubos.iter().filter(|u| u.is_active) {
+                for ubo in &ubos {
+                    if ubo.busy {
+                        waiting.push(format!("UBO {} is being sent now", ubo.id));
+                        continue;
+                    }
+                    if !ubo.is_active {
+                        continue;
+                    }
                     match ubo.state {
                         UboCreateState::Created if ubo.dirty => {
                             waiting.push(format!("UBO {} has an update to send first", ubo.id))
@@ -330,6 +314,14 @@ impl MangopayUboDeclaration {
                         .filter(declarations::validation_asked_at.is_null()),
                 )
                 .set(declarations::validation_asked_at.eq(Some(at)))
+                .execute(conn)?;
+                // If the answer never comes, the KYC sweep sends the request again.
+                diesel::update(
+                    declarations::table
+                        .find(id)
+                        .filter(declarations::submission_requested_at.is_null()),
+                )
+                .set(declarations::submission_requested_at.eq(Some(at)))
                 .execute(conn)?;
                 Ok::<_, Error>((model, mangopay_id))
             })
@@ -369,9 +361,11 @@ impl MangopayUboDeclaration {
                             let at = crate::sync::now();
                             if reopen {
                                 diesel::update(declarations::table.find(id))
-                                    .set(
+                                    .set((
                                         declarations::validation_asked_at.eq(None::<NaiveDateTime>),
-                                    )
+                                        declarations::submission_requested_at
+                                            .eq(None::<NaiveDateTime>),
+                                    ))
                                     .execute(conn)?;
                             }
                             crate::sync::store::note_error(conn, UBO_DECLARATIONS, id, &note, at)
@@ -421,19 +415,7 @@ impl MangopayUboDeclaration {
             tracing::info!(id, status = ?declaration.status(), "the UBO declaration does not await validation; not checked");
             return Ok(declaration.facts.status);
         }
-        crate::sync::refresh_by_id::<Self>(db, client, id).await?;
-        let checked = crate::sync::now();
-        db.write(move |conn| {
-            diesel::update(declarations::table.find(id))
-                .set((
-                    declarations::status_checks.eq(declarations::status_checks + 1),
-                    declarations::status_checked_at.eq(Some(checked)),
-                ))
-                .execute(conn)
-                .map(drop)
-                .map_err(Error::from)
-        })
-        .await?;
+        super::submission::check_status::<Self>(db, client, id).await?;
         let declaration = Self::get(db, id).await?;
         match declaration.status() {
             Some(status @ (UboDeclarationStatus::Refused | UboDeclarationStatus::Incomplete)) => {
@@ -448,15 +430,7 @@ impl MangopayUboDeclaration {
     /// The local ids of the declarations awaiting validation (`VALIDATION_ASKED`), oldest
     /// first.
     pub async fn awaiting_validation(db: &Db) -> Result<Vec<i64>, Error> {
-        db.run(|conn| {
-            declarations::table
-                .filter(declarations::status.eq("VALIDATION_ASKED"))
-                .order(declarations::id)
-                .select(declarations::id)
-                .load::<i64>(conn)
-                .map_err(Error::from)
-        })
-        .await
+        super::submission::awaiting_validation(db, UBO_DECLARATIONS).await
     }
 
     /// The declarations of the user `user_id` (local id), oldest first.
@@ -794,6 +768,24 @@ impl Resource for MangopayUboDeclaration {
             item_path: None,
             untagged: true,
         }
+    }
+
+    fn check_untagged(&self, found: &Value) -> Result<(), String> {
+        self.check_found(found)?;
+        // This row's create left a CREATED declaration without UBOs, and none is added
+        // before the create is recorded: one that moved on is another's (a Dashboard user's,
+        // another row's).
+        if found.get("Status").and_then(Value::as_str) != Some("CREATED") {
+            return Err("it is no longer CREATED: it is not the one this row created".into());
+        }
+        if found
+            .get("Ubos")
+            .and_then(Value::as_array)
+            .is_some_and(|u| !u.is_empty())
+        {
+            return Err("it already has UBOs: it is not the one this row created".into());
+        }
+        Ok(())
     }
 
     fn check_found(&self, found: &Value) -> Result<(), String> {

@@ -77,8 +77,15 @@ impl Verification {
                     model: "MangopayUser",
                     id: user_id,
                 })?;
+            // A document whose create Mangopay refused was never sent for review: it is not
+            // "in progress" (nor anything else).
             let docs = documents::table
                 .filter(documents::user_id.eq(user_id))
+                .filter(
+                    documents::status
+                        .is_not_null()
+                        .or(documents::sync_state.ne("failed")),
+                )
                 .order(documents::id)
                 .select((documents::document_type, documents::status))
                 .load::<(String, Option<String>)>(conn)?

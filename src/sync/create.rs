@@ -485,8 +485,18 @@ impl<R: Resource> Attempt<'_, R> {
             id,
             lease: self.lease,
         };
-        let search =
-            reconcile::search(self.client, &listing, id, &key, key_at, Some(&holder)).await;
+        let model = &self.model;
+        let untagged_match = |item: &Value| model.check_untagged(item).is_ok();
+        let search = reconcile::search(
+            self.client,
+            &listing,
+            id,
+            &key,
+            key_at,
+            Some(&holder),
+            &untagged_match,
+        )
+        .await;
         match search {
             Err(error) => {
                 let error = match error {
@@ -515,7 +525,14 @@ impl<R: Resource> Attempt<'_, R> {
                         retry_at: None,
                         source,
                     })?;
-                if let Err(why) = self.model.check_found(&payload) {
+                // A tag with this row's key proves the object is the row's; an untagged match
+                // (only a creation date) is checked against the row first.
+                let checked = if listing.untagged {
+                    self.model.check_untagged(&payload)
+                } else {
+                    Ok(())
+                };
+                if let Err(why) = checked {
                     let reason = format!("the object {found} found for this row is not its: {why}");
                     return self.operator(reason, vec![found]).await;
                 }

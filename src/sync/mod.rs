@@ -132,7 +132,7 @@ pub use self::store::{DueRow, SyncTable};
 pub use self::sweep::SweepOptions;
 pub(crate) use self::update::record_answer;
 use crate::db::Db;
-use crate::{Error, MangopayClient};
+use crate::{Error, IdempotencyKey, MangopayClient};
 
 /// The current time as stored: UTC, microseconds (what PostgreSQL keeps).
 pub(crate) fn now() -> NaiveDateTime {
@@ -195,6 +195,51 @@ impl Lease {
     pub fn owner(&self) -> &str {
         &self.owner
     }
+}
+
+/// How long a child row's idempotency key (a KYC page's, a UBO's) is sent again: Mangopay
+/// keeps a key's first answer for 24 hours; an hour is left for clocks and the request's own
+/// time.
+pub(crate) const KEY_RESENT_FOR: chrono::Duration = chrono::Duration::hours(23);
+
+/// The key a child row's next send uses, and whether it was sent before: the row's stored
+/// key (`column` of `table`), or a new one when it has none.
+pub(crate) fn key_to_send(
+    table: &'static str,
+    id: i64,
+    column: &'static str,
+    stored: Option<&String>,
+    first_use: Option<chrono::NaiveDateTime>,
+    at: chrono::NaiveDateTime,
+) -> Result<KeyToSend, Error> {
+    let (key, resend) = match stored {
+        Some(key) => (
+            IdempotencyKey::new(key.clone()).map_err(|e| Error::StoredValue {
+                table,
+                id,
+                column,
+                value: key.chars().take(200).collect(),
+                problem: e.to_string(),
+            })?,
+            true,
+        ),
+        None => (IdempotencyKey::generate(), false),
+    };
+    Ok(KeyToSend {
+        key,
+        resend,
+        expired: first_use.is_some_and(|first| at - first > KEY_RESENT_FOR),
+    })
+}
+
+/// What [`key_to_send`] found.
+pub(crate) struct KeyToSend {
+    /// The key.
+    pub key: IdempotencyKey,
+    /// It was sent before: its stored answer may settle the send.
+    pub resend: bool,
+    /// It was first used more than [`KEY_RESENT_FOR`] ago.
+    pub expired: bool,
 }
 
 /// A note kept as a row's `last_error`, in the shape of Mangopay's error report.

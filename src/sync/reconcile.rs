@@ -64,6 +64,7 @@ pub(crate) async fn search(
     key: &str,
     key_at: DateTime<Utc>,
     holder: Option<&Holder<'_>>,
+    untagged_match: &(dyn Fn(&Value) -> bool + Sync),
 ) -> Result<Search, Error> {
     let since = (key_at - CLOCK_SKEW).timestamp();
     let mut filters: Vec<(&str, String)> = vec![("Sort", "CreationDate:DESC".to_owned())];
@@ -123,6 +124,7 @@ pub(crate) async fn search(
                 item.get("CreationDate")
                     .and_then(Value::as_i64)
                     .is_some_and(|t| t >= since)
+                    && untagged_match(item)
             } else {
                 item.get("Tag")
                     .and_then(Value::as_str)
@@ -353,7 +355,17 @@ pub(crate) async fn release_key<R: Resource>(
         id,
         lease,
     };
-    let found = search(client, &model.listing(), id, &key, key_at, Some(&holder)).await;
+    let untagged_match = |item: &Value| model.check_untagged(item).is_ok();
+    let found = search(
+        client,
+        &model.listing(),
+        id,
+        &key,
+        key_at,
+        Some(&holder),
+        &untagged_match,
+    )
+    .await;
     let refusal = match found {
         Ok(Search::Nothing) => None,
         Ok(Search::Found(object)) => Some(format!(

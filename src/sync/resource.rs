@@ -56,9 +56,10 @@ pub struct Listing {
     /// the key's first use. `None`: the items carry their `Tag`.
     pub item_path: Option<&'static str>,
     /// Whether the objects carry no `Tag` at all (UBO declarations): every object listed
-    /// that was created since the key's first use (less the clock allowance) is then taken as
-    /// this row's, after [`Resource::check_found`]; one is adopted, several are left to an
-    /// operator. Only for resources of which one parent holds one open object at a time.
+    /// that was created since the key's first use (less the clock allowance) and passes
+    /// [`Resource::check_untagged`] is then taken as this row's; one is adopted, several are
+    /// left to an operator, none releases the key. Only for resources of which one parent
+    /// holds one open object at a time.
     pub untagged: bool,
 }
 
@@ -160,6 +161,13 @@ pub trait Resource: Sized + Clone + Send + Sync + 'static {
     /// Whether `found` (an object an operator or reconciliation proposes for this row) can be
     /// this row's object: the right kind, the right owner. `Err` says why not.
     fn check_found(&self, found: &Value) -> Result<(), String>;
+    /// Whether `found`, listed for this row by an untagged search
+    /// ([`Listing::untagged`]: only its creation date matched), is the object this row's
+    /// create made: [`check_found`](Self::check_found) by default; a resource whose objects
+    /// change once created checks they are still as the create left them.
+    fn check_untagged(&self, found: &Value) -> Result<(), String> {
+        self.check_found(found)
+    }
 }
 
 /// The row accessors of [`Resource`] for a model whose local id is the field

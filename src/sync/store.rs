@@ -52,7 +52,7 @@ impl SyncTable {
 pub const RESERVATION_PREFIX: &str = "reserved-";
 
 /// `text` with its placeholders in the connection's dialect.
-pub(super) fn query(conn: &AnyConnection, text: String) -> SqlQuery {
+pub(crate) fn query(conn: &AnyConnection, text: String) -> SqlQuery {
     match conn {
         AnyConnection::Pg(_) => diesel::sql_query(text),
         AnyConnection::Sqlite(_) => diesel::sql_query(text.replace('$', "?")),

@@ -795,6 +795,11 @@ both_backends!(
             .await
             .unwrap_err();
         assert!(matches!(e, Error::WrongState { .. }), "{e}");
+        assert_eq!(
+            MangopayDocument::submissions_to_resume(&db).await.unwrap(),
+            [id],
+            "the KYC sweep asks again"
+        );
         // A refusal (a proxy's redirect) while Mangopay shows it CREATED: open again.
         env.sandbox()
             .knobs()
@@ -806,6 +811,13 @@ both_backends!(
         assert!(!e.is_retryable(), "{e}");
         let reopened = MangopayDocument::get(&db, id).await.unwrap();
         assert_eq!(reopened.facts().validation_asked_at, None);
+        assert!(
+            MangopayDocument::submissions_to_resume(&db)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a refused request is the application's to send again"
+        );
         MangopayPage::add_bytes(&db, id, &png(40_000, "third"))
             .await
             .unwrap();
@@ -897,8 +909,16 @@ both_backends!(
             .await
             .unwrap();
         // A process stopped between staging a copy and recording its page.
-        let orphan = dir.path().join("pages").join("page-orphan.staged");
+        let name = page.source().path().file_name().unwrap().to_string_lossy();
+        let prefix = &name[..name[5..].find('-').unwrap() + 6];
+        let orphan = dir
+            .path()
+            .join("pages")
+            .join(format!("{prefix}orphan.staged"));
         std::fs::write(&orphan, b"left behind").unwrap();
+        // Another deployment's database stages its pages in the same directory.
+        let theirs = dir.path().join("pages").join("page-0123456789ab-x.staged");
+        std::fs::write(&theirs, b"another database's").unwrap();
         let other = dir.path().join("pages").join("not-ours.txt");
         std::fs::write(&other, b"the application's").unwrap();
         let removed =
@@ -912,9 +932,114 @@ both_backends!(
         assert_eq!(removed, 1);
         assert!(!orphan.exists());
         assert!(other.exists(), "only the library's own copies are touched");
+        assert!(theirs.exists(), "another database's copies are left alone");
         assert!(
             page.source().path().exists(),
             "a page still to upload keeps its copy"
         );
+    }
+);
+
+both_backends!(
+    a_missing_file_is_refused_before_anything_is_written_or_sent,
+    |env: Env| async move {
+        let (db, _dir) = staging(&env);
+        let files = tempfile::tempdir().unwrap();
+        let user = created_user(&env, "gone@example.com").await;
+        let mut document = MangopayDocument::new(user.id.unwrap(), DocumentType::IdentityProof);
+        document.create(&db, &env.client).await.unwrap();
+        let path = files.path().join("scan.png");
+        std::fs::write(&path, png(40_000, "gone")).unwrap();
+        let page = MangopayPage::add_file(&db, document.id.unwrap(), &path)
+            .await
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let e = MangopayPage::upload(&db, &env.client, page.id())
+            .await
+            .unwrap_err();
+        assert!(e.validation().is_some_and(|v| v.has("file")), "{e}");
+        assert_eq!(
+            MangopayPage::get(&db, page.id()).await.unwrap(),
+            page,
+            "unchanged"
+        );
+        assert_eq!(requests_to(&env, "POST", "/pages"), 0);
+    }
+);
+
+both_backends!(
+    a_document_with_a_refused_page_is_not_resumed_by_the_sweep,
+    |env: Env| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let db = env.db.clone().with_kyc(KycSettings {
+            limits: FileLimits {
+                accept_gif: true,
+                ..FileLimits::default()
+            },
+            staging_dir: dir.path().join("pages"),
+        });
+        let user = created_user(&env, "half@example.com").await;
+        let mut document = MangopayDocument::new(user.id.unwrap(), DocumentType::IdentityProof);
+        document.create(&db, &env.client).await.unwrap();
+        let id = document.id.unwrap();
+        MangopayPage::add_bytes(&db, id, &png(40_000, "front"))
+            .await
+            .unwrap();
+        let mut gif = b"GIF89a".to_vec();
+        gif.resize(40_000, 0);
+        MangopayPage::add_bytes(&db, id, &gif).await.unwrap();
+        MangopayDocument::upload_pages_and_ask_for_validation(&db, &env.client, id)
+            .await
+            .unwrap_err();
+        let states: Vec<_> = MangopayPage::for_document(&db, id)
+            .await
+            .unwrap()
+            .iter()
+            .map(MangopayPage::upload_state)
+            .collect();
+        assert_eq!(states, [UploadState::Uploaded, UploadState::Refused]);
+        assert!(
+            MangopayDocument::submissions_to_resume(&db)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not submitted without the page the application meant to send"
+        );
+    }
+);
+
+both_backends!(
+    a_document_mangopay_never_created_does_not_hide_a_refused_one,
+    |env: Env| async move {
+        let (db, dir) = staging(&env);
+        let mut refused = identity_proof(&env, &db, "hidden@example.com", &dir).await;
+        let id = refused.id.unwrap();
+        let user_id = refused.user_id;
+        refused.create(&db, &env.client).await.unwrap();
+        MangopayDocument::upload_pages_and_ask_for_validation(&db, &env.client, id)
+            .await
+            .unwrap();
+        env.sandbox()
+            .set_kyc_outcome(
+                refused.mangopay_id().unwrap(),
+                KycOutcome::Refused {
+                    reason_type: KycRefusedReason::DocumentUnreadable,
+                    message: None,
+                    flags: Vec::new(),
+                },
+            )
+            .unwrap();
+        MangopayDocument::update_status(&db, &env.client, id)
+            .await
+            .unwrap();
+        // A second try whose create Mangopay refused (a proxy's redirect): failed, no status.
+        let mut second = MangopayDocument::new(user_id, DocumentType::IdentityProof);
+        env.sandbox()
+            .knobs()
+            .redirect_next(1, "https://proxy.invalid/");
+        second.create(&db, &env.client).await.unwrap_err();
+        assert_eq!(second.status(), None);
+        let verification = Verification::of(&db, user_id).await.unwrap();
+        assert_eq!(verification.to_send_again, [DocumentType::IdentityProof]);
     }
 );

@@ -821,3 +821,214 @@ both_backends!(a_ubo_is_deactivated_for_good, |env: Env| async move {
     assert_eq!(held[0]["IsActive"], false);
     assert_eq!(held[1]["IsActive"], true);
 });
+
+both_backends!(
+    a_declaration_is_not_submitted_while_a_ubo_change_is_in_flight,
+    |env: Env| async move {
+        let db = &env.db;
+        let (mut declaration, ubos) =
+            declaration(&env, "inflight-ubo@example.com", &["Ada", "Grace"]).await;
+        for &ubo in &ubos {
+            MangopayUbo::create(db, &env.client, ubo).await.unwrap();
+        }
+        // Grace is disregarded; Mangopay takes its time to answer.
+        env.sandbox()
+            .knobs()
+            .set_latency(Duration::from_millis(800));
+        let deactivating = {
+            let (db, client, id) = (db.clone(), env.client.clone(), ubos[1]);
+            tokio::spawn(async move { MangopayUbo::deactivate(&db, &client, id).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let puts = requests_to(&env, "PUT", "/ubodeclarations/");
+        let e = declaration
+            .ask_for_validation(db, &env.client)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::WrongState { .. }), "{e}");
+        deactivating.await.unwrap().unwrap();
+        env.sandbox().knobs().set_latency(Duration::ZERO);
+        assert_eq!(puts, 1, "the deactivation");
+        assert_eq!(
+            requests_to(&env, "PUT", "/ubodeclarations/"),
+            1,
+            "only the deactivation was sent"
+        );
+        declaration
+            .ask_for_validation(db, &env.client)
+            .await
+            .unwrap();
+        assert_eq!(
+            declaration.status(),
+            Some(&UboDeclarationStatus::ValidationAsked)
+        );
+        let active: Vec<_> = remote_ubos(&env, &declaration)
+            .iter()
+            .map(|u| u["IsActive"].as_bool())
+            .collect();
+        assert_eq!(active, [Some(true), Some(false)]);
+    }
+);
+
+/// Holds the declaration `declaration` row's write lock in a transaction of its own (as a
+/// concurrent writer would) until `release` says so, then runs `then` (SQL) in it and
+/// commits. On SQLite the whole database is held (`BEGIN IMMEDIATE`).
+fn hold_declaration(
+    env: &Env,
+    declaration: i64,
+    then: String,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
+    use diesel::RunQueryDsl;
+    let mut conn = env.db.get().unwrap();
+    let sqlite = env.db.backend() == diesel_mangopay::Backend::Sqlite;
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held) = tokio::sync::oneshot::channel();
+    let task = tokio::task::spawn_blocking(move || {
+        let begin = if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+        diesel::sql_query(begin).execute(&mut *conn).unwrap();
+        diesel::sql_query(format!(
+            "UPDATE mangopay_ubo_declarations SET updated_at = updated_at WHERE id = {declaration}"
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+        held_tx.send(()).unwrap();
+        wait.recv().unwrap();
+        diesel::sql_query(then).execute(&mut *conn).unwrap();
+        diesel::sql_query("COMMIT").execute(&mut *conn).unwrap();
+    });
+    (release, task, held)
+}
+
+both_backends!(
+    a_ubo_update_committed_while_another_is_being_claimed_is_never_lost,
+    |env: Env| async move {
+        let db = &env.db;
+        let (declaration, ubos) = declaration(&env, "stale-update@example.com", &["Ada"]).await;
+        MangopayUbo::create(db, &env.client, ubos[0]).await.unwrap();
+        MangopayUbo::update(db, ubos[0], owner("Adah", "Owner"))
+            .await
+            .unwrap();
+        // The push loads the row (Adah) and waits for the declaration; meanwhile another
+        // update (Ada Byron) commits.
+        let (release, holder, held) = hold_declaration(
+            &env,
+            declaration.id.unwrap(),
+            format!(
+                "UPDATE mangopay_ubos SET first_name = 'Byron', dirty = TRUE, \
+                 updated_at = '2030-01-01 00:00:00' WHERE id = {}",
+                ubos[0]
+            ),
+        );
+        held.await.unwrap();
+        let pushing = {
+            let (db, client, id) = (db.clone(), env.client.clone(), ubos[0]);
+            tokio::spawn(async move { MangopayUbo::push_update(&db, &client, id).await })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        release.send(()).unwrap();
+        holder.await.unwrap();
+        let pushed = pushing.await.unwrap();
+        let row = MangopayUbo::get(db, ubos[0]).await.unwrap();
+        let remote = remote_ubos(&env, &declaration)[0]["FirstName"].clone();
+        match pushed {
+            // SQLite: the push waited for the other update and sent it.
+            Ok(()) => assert!(
+                remote == "Byron" || row.update_due(),
+                "Mangopay has {remote}, the row is not due: the update was lost"
+            ),
+            // PostgreSQL: the push was told the row changed under it.
+            Err(e) => {
+                assert!(matches!(e, Error::Busy { .. }), "{e}");
+                assert!(row.update_due(), "the newer update is still due");
+            }
+        }
+        MangopayUbo::push_update(db, &env.client, ubos[0])
+            .await
+            .unwrap();
+        assert_eq!(remote_ubos(&env, &declaration)[0]["FirstName"], "Byron");
+        assert!(!MangopayUbo::get(db, ubos[0]).await.unwrap().update_due());
+    }
+);
+
+both_backends!(
+    a_ubo_deactivated_while_its_create_is_being_claimed_is_never_sent,
+    |env: Env| async move {
+        let db = &env.db;
+        let (declaration, ubos) = declaration(&env, "stale-create@example.com", &["Ada"]).await;
+        let (release, holder, held) = hold_declaration(
+            &env,
+            declaration.id.unwrap(),
+            format!(
+                "UPDATE mangopay_ubos SET is_active = FALSE, \
+                 updated_at = '2030-01-01 00:00:00' WHERE id = {}",
+                ubos[0]
+            ),
+        );
+        held.await.unwrap();
+        let creating = {
+            let (db, client, id) = (db.clone(), env.client.clone(), ubos[0]);
+            tokio::spawn(async move { MangopayUbo::create(&db, &client, id).await })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        release.send(()).unwrap();
+        holder.await.unwrap();
+        let created = creating.await.unwrap();
+        assert!(created.is_err(), "{created:?}");
+        assert_eq!(requests_to(&env, "POST", "/ubos"), 0, "nothing sent");
+        assert!(remote_ubos(&env, &declaration).is_empty());
+    }
+);
+
+both_backends!(
+    a_lost_declaration_create_never_adopts_an_older_declaration_of_the_user,
+    |env: Env| async move {
+        let db = &env.db;
+        // The user's first declaration was refused minutes ago.
+        let (mut first, ubos) = declaration(&env, "older@example.com", &["Ada"]).await;
+        MangopayUboDeclaration::create_ubos_and_ask_for_validation(
+            db,
+            &env.client,
+            first.id.unwrap(),
+        )
+        .await
+        .unwrap();
+        drop(ubos);
+        env.sandbox()
+            .set_ubo_outcome(
+                first.mangopay_id().unwrap(),
+                UboOutcome::Refused {
+                    reason: UboReason::MissingUbo,
+                    message: None,
+                },
+            )
+            .unwrap();
+        MangopayUboDeclaration::update_status(db, &env.client, first.id.unwrap())
+            .await
+            .unwrap();
+        first = MangopayUboDeclaration::get(db, first.id.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(first.status(), Some(&UboDeclarationStatus::Refused));
+        // The second one's create is answered (and stored) a 500 before any work.
+        env.warm_up().await;
+        env.sandbox().knobs().fail_next(1);
+        let mut second = MangopayUboDeclaration::new(first.user_id);
+        assert!(second.create(db, &env.client).await.is_err());
+        let e = second.create(db, &env.client).await.unwrap_err();
+        assert!(matches!(e, Error::OutcomeUnknown { .. }), "{e}");
+        tokio::time::sleep(RECONCILE_AFTER + Duration::from_millis(300)).await;
+        // The refused declaration is listed, recent, the user's: not this row's all the same.
+        let mut settled = second.create(db, &env.client).await;
+        if settled.is_err() {
+            settled = second.create(db, &env.client).await;
+        }
+        settled.unwrap();
+        assert_ne!(second.mangopay_id(), first.mangopay_id());
+        assert_eq!(second.status(), Some(&UboDeclarationStatus::Created));
+        assert_eq!(env.sandbox().ubo_declarations().len(), 2);
+    }
+);
