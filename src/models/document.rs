@@ -164,7 +164,14 @@ impl MangopayDocument {
                 return Ok(());
             }
         }
-        document.upload_pages(db, client).await?;
+        if let Err(e) = document.upload_pages(db, client).await {
+            if e.validation().is_some() {
+                // A page's file is missing or changed: the application must fix it and ask
+                // again; the sweep does not retry what cannot succeed.
+                super::submission::withdraw::<Self>(db, id).await?;
+            }
+            return Err(e);
+        }
         document.ask_for_validation(db, client).await
     }
 

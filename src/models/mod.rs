@@ -7,6 +7,7 @@
 //! object; every write of API data goes through the model's `apply_api_data`.
 
 mod bank_account;
+mod child;
 mod document;
 pub mod kyc_file;
 mod money;

@@ -916,59 +916,23 @@ async fn settle(
     state: UploadState,
     error: Option<String>,
 ) -> Result<bool, Error> {
-    let key = key.to_string();
-    db.write(move |conn| {
-        let at = now();
-        let uploaded_at = (state == UploadState::Uploaded).then_some(at);
-        diesel::update(
-            pages::table
-                .find(id)
-                .filter(pages::upload_key.eq(Some(key)))
-                .filter(pages::upload_state.eq("sending")),
-        )
-        .set((
-            pages::upload_state.eq(state.as_str()),
-            pages::uploaded_at.eq(uploaded_at),
-            pages::last_error.eq(error.as_deref()),
-            pages::last_error_at.eq(error.as_ref().map(|_| at)),
-            pages::lease_owner.eq(None::<String>),
-            pages::lease_until.eq(None::<NaiveDateTime>),
-            pages::updated_at.eq(at),
-        ))
-        .execute(conn)
-        .map(|n| n == 1)
-        .map_err(Error::from)
-    })
+    let done = state == UploadState::Uploaded;
+    super::child::settle(
+        db,
+        super::child::PAGES,
+        id,
+        key,
+        state.as_str(),
+        done,
+        error,
+    )
     .await
 }
 
 /// The key sent is blocked by a stored answer to a request Mangopay never processed: the page
 /// goes back to `pending` without it, so its next upload uses a new key.
 async fn new_key(db: &Db, id: i64, key: &IdempotencyKey, error: String) -> Result<(), Error> {
-    let key = key.to_string();
-    db.write(move |conn| {
-        let at = now();
-        diesel::update(
-            pages::table
-                .find(id)
-                .filter(pages::upload_key.eq(Some(key)))
-                .filter(pages::upload_state.eq("sending")),
-        )
-        .set((
-            pages::upload_state.eq("pending"),
-            pages::upload_key.eq(None::<String>),
-            pages::upload_key_at.eq(None::<NaiveDateTime>),
-            pages::last_error.eq(Some(error)),
-            pages::last_error_at.eq(Some(at)),
-            pages::lease_owner.eq(None::<String>),
-            pages::lease_until.eq(None::<NaiveDateTime>),
-            pages::updated_at.eq(at),
-        ))
-        .execute(conn)
-        .map(drop)
-        .map_err(Error::from)
-    })
-    .await
+    super::child::give_up_key(db, super::child::PAGES, id, key, error).await
 }
 
 /// The key was first sent too long ago for Mangopay to still tell its answer, and none could
@@ -992,31 +956,5 @@ async fn expire(db: &Db, id: i64, send: &Send) -> Result<UploadState, Error> {
 
 /// Lets the page go without settling it, noting `error` if there is one.
 async fn release(db: &Db, id: i64, lease: &Lease, error: Option<String>) -> Result<(), Error> {
-    let me = lease.owner().to_owned();
-    db.write(move |conn| {
-        let at = now();
-        let target = || {
-            pages::table
-                .find(id)
-                .filter(pages::lease_owner.eq(Some(me.clone())))
-        };
-        if let Some(error) = &error {
-            diesel::update(target())
-                .set((
-                    pages::last_error.eq(Some(error)),
-                    pages::last_error_at.eq(Some(at)),
-                ))
-                .execute(conn)?;
-        }
-        diesel::update(target())
-            .set((
-                pages::lease_owner.eq(None::<String>),
-                pages::lease_until.eq(None::<NaiveDateTime>),
-                pages::updated_at.eq(at),
-            ))
-            .execute(conn)
-            .map(drop)
-            .map_err(Error::from)
-    })
-    .await
+    super::child::release(db, super::child::PAGES, id, lease, error).await
 }

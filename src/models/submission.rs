@@ -37,6 +37,26 @@ pub(crate) async fn request<R: Resource>(db: &Db, id: i64) -> Result<(), Error> 
     .await
 }
 
+/// Withdraws the submission request of the row `id` of `R`'s table: the KYC sweep no longer
+/// resumes it (what stopped it needs the application).
+pub(crate) async fn withdraw<R: Resource>(db: &Db, id: i64) -> Result<(), Error> {
+    let table = R::TABLE;
+    db.write(move |conn| {
+        crate::sync::store::query(
+            conn,
+            format!(
+                "UPDATE {} SET submission_requested_at = NULL WHERE id = $1",
+                table.name()
+            ),
+        )
+        .bind::<BigInt, _>(id)
+        .execute(conn)
+        .map(drop)
+        .map_err(Error::from)
+    })
+    .await
+}
+
 /// Reads the row `id` of `R`'s table back from Mangopay and counts the status check.
 pub(crate) async fn check_status<R: Resource>(
     db: &Db,

@@ -1388,88 +1388,27 @@ async fn settle(
     state: UboCreateState,
     error: Option<String>,
 ) -> Result<bool, Error> {
-    let key = key.to_string();
-    db.write(move |conn| {
-        let at = now();
-        diesel::update(
-            ubos::table
-                .find(id)
-                .filter(ubos::create_key.eq(Some(key)))
-                .filter(ubos::create_state.eq("sending")),
-        )
-        .set((
-            ubos::create_state.eq(state.as_str()),
-            ubos::last_error.eq(error.as_deref()),
-            ubos::last_error_at.eq(error.as_ref().map(|_| at)),
-            ubos::lease_owner.eq(None::<String>),
-            ubos::lease_until.eq(None::<NaiveDateTime>),
-            ubos::updated_at.eq(at),
-        ))
-        .execute(conn)
-        .map(|n| n == 1)
-        .map_err(Error::from)
-    })
+    super::child::settle(
+        db,
+        super::child::UBOS,
+        id,
+        key,
+        state.as_str(),
+        false,
+        error,
+    )
     .await
 }
 
 /// The key sent created nothing (or can never be used): the UBO goes back to `pending`
 /// without it, so its next create uses a new key.
 async fn new_key(db: &Db, id: i64, key: &IdempotencyKey, error: String) -> Result<(), Error> {
-    let key = key.to_string();
-    db.write(move |conn| {
-        let at = now();
-        diesel::update(
-            ubos::table
-                .find(id)
-                .filter(ubos::create_key.eq(Some(key)))
-                .filter(ubos::create_state.eq("sending")),
-        )
-        .set((
-            ubos::create_state.eq("pending"),
-            ubos::create_key.eq(None::<String>),
-            ubos::create_key_at.eq(None::<NaiveDateTime>),
-            ubos::last_error.eq(Some(error)),
-            ubos::last_error_at.eq(Some(at)),
-            ubos::lease_owner.eq(None::<String>),
-            ubos::lease_until.eq(None::<NaiveDateTime>),
-            ubos::updated_at.eq(at),
-        ))
-        .execute(conn)
-        .map(drop)
-        .map_err(Error::from)
-    })
-    .await
+    super::child::give_up_key(db, super::child::UBOS, id, key, error).await
 }
 
 /// Lets the UBO go without settling it, noting `error` if there is one.
 async fn release(db: &Db, id: i64, lease: &Lease, error: Option<String>) -> Result<(), Error> {
-    let me = lease.owner().to_owned();
-    db.write(move |conn| {
-        let at = now();
-        let target = || {
-            ubos::table
-                .find(id)
-                .filter(ubos::lease_owner.eq(Some(me.clone())))
-        };
-        if let Some(error) = &error {
-            diesel::update(target())
-                .set((
-                    ubos::last_error.eq(Some(error)),
-                    ubos::last_error_at.eq(Some(at)),
-                ))
-                .execute(conn)?;
-        }
-        diesel::update(target())
-            .set((
-                ubos::lease_owner.eq(None::<String>),
-                ubos::lease_until.eq(None::<NaiveDateTime>),
-                ubos::updated_at.eq(at),
-            ))
-            .execute(conn)
-            .map(drop)
-            .map_err(Error::from)
-    })
-    .await
+    super::child::release(db, super::child::UBOS, id, lease, error).await
 }
 
 /// The state of every UBO of the declaration `declaration_id`, in the order they were added.

@@ -77,6 +77,36 @@ async fn identity_proof(
     document
 }
 
+/// Creates `document`, uploads its pages, submits it, and has Mangopay refuse it as
+/// unreadable with `message` and `flags`; returns its local id once the refusal is recorded.
+async fn submitted_and_refused(
+    env: &Env,
+    db: &Db,
+    document: &mut MangopayDocument,
+    message: Option<&str>,
+    flags: Vec<String>,
+) -> i64 {
+    let id = document.id.unwrap();
+    document.create(db, &env.client).await.unwrap();
+    MangopayDocument::upload_pages_and_ask_for_validation(db, &env.client, id)
+        .await
+        .unwrap();
+    env.sandbox()
+        .set_kyc_outcome(
+            document.mangopay_id().unwrap(),
+            KycOutcome::Refused {
+                reason_type: KycRefusedReason::DocumentUnreadable,
+                message: message.map(str::to_owned),
+                flags,
+            },
+        )
+        .unwrap();
+    MangopayDocument::update_status(db, &env.client, id)
+        .await
+        .unwrap();
+    id
+}
+
 fn pages_at_sandbox(env: &Env, document: &MangopayDocument) -> usize {
     env.sandbox()
         .kyc_pages(document.mangopay_id().unwrap())
@@ -178,25 +208,15 @@ both_backends!(
     |env: Env| async move {
         let (db, dir) = staging(&env);
         let mut document = identity_proof(&env, &db, "refused@example.com", &dir).await;
-        let id = document.id.unwrap();
         let user_id = document.user_id;
-        document.create(&db, &env.client).await.unwrap();
-        MangopayDocument::upload_pages_and_ask_for_validation(&db, &env.client, id)
-            .await
-            .unwrap();
-        env.sandbox()
-            .set_kyc_outcome(
-                document.mangopay_id().unwrap(),
-                KycOutcome::Refused {
-                    reason_type: KycRefusedReason::DocumentUnreadable,
-                    message: Some("The scan is blurred".into()),
-                    flags: vec!["009004".into()],
-                },
-            )
-            .unwrap();
-        MangopayDocument::update_status(&db, &env.client, id)
-            .await
-            .unwrap();
+        let id = submitted_and_refused(
+            &env,
+            &db,
+            &mut document,
+            Some("The scan is blurred"),
+            vec!["009004".into()],
+        )
+        .await;
         let document = MangopayDocument::get(&db, id).await.unwrap();
         assert_eq!(document.status(), Some(&DocumentStatus::Refused));
         let facts = document.facts();
@@ -964,6 +984,18 @@ both_backends!(
             "unchanged"
         );
         assert_eq!(requests_to(&env, "POST", "/pages"), 0);
+        // Through the job's steps: the sweep does not retry what cannot succeed.
+        let id = document.id.unwrap();
+        let e = MangopayDocument::upload_pages_and_ask_for_validation(&db, &env.client, id)
+            .await
+            .unwrap_err();
+        assert!(e.validation().is_some(), "{e}");
+        assert!(
+            MangopayDocument::submissions_to_resume(&db)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 );
 
@@ -1013,25 +1045,8 @@ both_backends!(
     |env: Env| async move {
         let (db, dir) = staging(&env);
         let mut refused = identity_proof(&env, &db, "hidden@example.com", &dir).await;
-        let id = refused.id.unwrap();
         let user_id = refused.user_id;
-        refused.create(&db, &env.client).await.unwrap();
-        MangopayDocument::upload_pages_and_ask_for_validation(&db, &env.client, id)
-            .await
-            .unwrap();
-        env.sandbox()
-            .set_kyc_outcome(
-                refused.mangopay_id().unwrap(),
-                KycOutcome::Refused {
-                    reason_type: KycRefusedReason::DocumentUnreadable,
-                    message: None,
-                    flags: Vec::new(),
-                },
-            )
-            .unwrap();
-        MangopayDocument::update_status(&db, &env.client, id)
-            .await
-            .unwrap();
+        submitted_and_refused(&env, &db, &mut refused, None, Vec::new()).await;
         // A second try whose create Mangopay refused (a proxy's redirect): failed, no status.
         let mut second = MangopayDocument::new(user_id, DocumentType::IdentityProof);
         env.sandbox()

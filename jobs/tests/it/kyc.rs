@@ -4,7 +4,7 @@
 
 use diesel_mangopay::models::kyc_file::{FileLimits, KycSettings};
 use diesel_mangopay::{
-    Address, DocumentStatus, DocumentType, MangopayDocument, MangopayPage, MangopayUbo,
+    Address, Db, DocumentStatus, DocumentType, MangopayDocument, MangopayPage, MangopayUbo,
     MangopayUboDeclaration, UboDeclarationStatus, UboFields, UploadState, Verification,
 };
 use diesel_mangopay_jobs::{
@@ -17,6 +17,32 @@ use crate::both_backends;
 use crate::common::{idle, options, posts_to, start_worker_with};
 use crate::support::Env;
 use crate::support::money::created_user;
+
+/// A worker whose KYC sweep runs every second instead of hourly on working days.
+fn kyc_worker(env: &Env, db: &Db, queue: &JobQueue) -> crate::common::Worker {
+    start_worker_with(
+        db.clone(),
+        env.client.clone(),
+        queue,
+        WorkerOptions {
+            kyc_schedule: Some("* * * * * *".parse().unwrap()),
+            ..options()
+        },
+    )
+}
+
+/// Waits until the document `id` is `status`.
+async fn until_document(db: &Db, id: i64, status: DocumentStatus) {
+    crate::support::eventually(
+        "the document's status",
+        std::time::Duration::from_secs(30),
+        || {
+            let (db, status) = (db.clone(), status.clone());
+            async move { MangopayDocument::get(&db, id).await.unwrap().status() == Some(&status) }
+        },
+    )
+    .await;
+}
 
 fn png(size: usize, seed: u8) -> Vec<u8> {
     let mut bytes = vec![0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, seed];
@@ -60,18 +86,7 @@ both_backends!(
             .await
             .unwrap();
         let worker = start_worker_with(db.clone(), env.client.clone(), &queue, options());
-        crate::support::eventually(
-            "the document is submitted",
-            std::time::Duration::from_secs(30),
-            || {
-                let db = db.clone();
-                async move {
-                    MangopayDocument::get(&db, id).await.unwrap().status()
-                        == Some(&DocumentStatus::ValidationAsked)
-                }
-            },
-        )
-        .await;
+        until_document(&db, id, DocumentStatus::ValidationAsked).await;
         idle(&queue).await;
         worker.stop().await;
 
@@ -123,28 +138,8 @@ both_backends!(
             ))
             .await
             .unwrap();
-        // Every second instead of hourly on working days.
-        let worker = start_worker_with(
-            db.clone(),
-            env.client.clone(),
-            &queue,
-            WorkerOptions {
-                kyc_schedule: Some("* * * * * *".parse().unwrap()),
-                ..options()
-            },
-        );
-        crate::support::eventually(
-            "the document is submitted",
-            std::time::Duration::from_secs(30),
-            || {
-                let db = db.clone();
-                async move {
-                    MangopayDocument::get(&db, id).await.unwrap().status()
-                        == Some(&DocumentStatus::ValidationAsked)
-                }
-            },
-        )
-        .await;
+        let worker = kyc_worker(&env, &db, &queue);
+        until_document(&db, id, DocumentStatus::ValidationAsked).await;
         let remote = MangopayDocument::get(&db, id)
             .await
             .unwrap()
@@ -154,18 +149,7 @@ both_backends!(
         env.sandbox()
             .set_kyc_outcome(&remote, KycOutcome::Validated)
             .unwrap();
-        crate::support::eventually(
-            "the sweep has the outcome read",
-            std::time::Duration::from_secs(30),
-            || {
-                let db = db.clone();
-                async move {
-                    MangopayDocument::get(&db, id).await.unwrap().status()
-                        == Some(&DocumentStatus::Validated)
-                }
-            },
-        )
-        .await;
+        until_document(&db, id, DocumentStatus::Validated).await;
         worker.stop().await;
         assert!(
             MangopayDocument::awaiting_validation(&db)
@@ -200,27 +184,8 @@ both_backends!(
             .await
             .unwrap();
         let queue = JobQueue::connect(&env.database.url).await.unwrap();
-        let worker = start_worker_with(
-            db.clone(),
-            env.client.clone(),
-            &queue,
-            WorkerOptions {
-                kyc_schedule: Some("* * * * * *".parse().unwrap()),
-                ..options()
-            },
-        );
-        crate::support::eventually(
-            "the submission is resumed",
-            std::time::Duration::from_secs(30),
-            || {
-                let db = db.clone();
-                async move {
-                    MangopayDocument::get(&db, id).await.unwrap().status()
-                        == Some(&DocumentStatus::ValidationAsked)
-                }
-            },
-        )
-        .await;
+        let worker = kyc_worker(&env, &db, &queue);
+        until_document(&db, id, DocumentStatus::ValidationAsked).await;
         worker.stop().await;
         assert_eq!(posts_to(&env, "/pages"), [204, 204], "each page once");
     }
@@ -259,15 +224,7 @@ both_backends!(
             ))
             .await
             .unwrap();
-        let worker = start_worker_with(
-            env.db.clone(),
-            env.client.clone(),
-            &queue,
-            WorkerOptions {
-                kyc_schedule: Some("* * * * * *".parse().unwrap()),
-                ..options()
-            },
-        );
+        let worker = kyc_worker(&env, &env.db, &queue);
         crate::support::eventually(
             "the declaration is validated",
             std::time::Duration::from_secs(30),

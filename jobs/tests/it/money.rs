@@ -57,9 +57,10 @@ both_backends!(
 
         // Children first: they can only wait.
         let queue = JobQueue::connect(&env.database.url).await.unwrap();
+        // The bank account's job comes once the wallet is funded: the pay-out, waiting for
+        // it, is never created against an empty wallet (Mangopay would fail it at once).
         let jobs = [
             (CREATE_MANGOPAY_PAY_OUT, pay_out.id.unwrap()),
-            (CREATE_MANGOPAY_BANK_ACCOUNT, account.id.unwrap()),
             (CREATE_MANGOPAY_WALLET, from_id),
             (CREATE_MANGOPAY_WALLET, to_id),
             (CREATE_MANGOPAY_USER, alice),
@@ -94,6 +95,10 @@ both_backends!(
         let from = MangopayWallet::get(&env.db, from_id).await.unwrap();
         env.sandbox()
             .credit_wallet(from.mangopay_id().unwrap(), 10_000)
+            .unwrap();
+        queue
+            .enqueue(Job::new(CREATE_MANGOPAY_BANK_ACCOUNT, account.id.unwrap()))
+            .await
             .unwrap();
         queue
             .enqueue(Job::new(CREATE_MANGOPAY_TRANSFER, transfer.id.unwrap()))
