@@ -1,8 +1,9 @@
 //! Quickstart: a natural and a legal user saved in a SQLite file, created at Mangopay (the
 //! in-process sandbox) by the background worker, and printed with their Mangopay ids; then the
 //! natural user's verification (a refused identity proof listed to send again, a second one
-//! with two pages validated, the user verified for pay-outs); then a wallet for each, a bank account and a recipient, funds credited through the sandbox's
-//! control plane, a transfer, and a pay-out the worker follows until it SUCCEEDED, with the
+//! with two pages validated, the user verified for pay-outs); then a wallet for each, a bank account and a recipient, a card registered through the
+//! tokenization server and charged into the wallet, a second card's pay-in through 3-D Secure
+//! and its partial refund, a transfer, and a pay-out the worker follows until it SUCCEEDED, with the
 //! application's pay-out-succeeded hook run once.
 //!
 //! ```sh
@@ -24,17 +25,18 @@ use diesel_mangopay::models::{
     BankAccountDetails, MangopayUser, PayoutMethodType, RecipientHolder,
 };
 use diesel_mangopay::{
-    Address, ClientConfig, CurrencyCode, DatabaseUrl, Db, DocumentStatus, DocumentType, Hooks,
-    LegalPersonType, MangopayBankAccount, MangopayClient, MangopayDocument, MangopayLegalUser,
-    MangopayNaturalUser, MangopayPage, MangopayPayOut, MangopayRecipient, MangopayTransfer,
-    MangopayWallet, Money, PayOutDestination, Polling, TransactionStatus, UserCategory,
-    Verification,
+    Address, BrowserInfo, CardType, ClientConfig, CurrencyCode, DatabaseUrl, Db, DocumentStatus,
+    DocumentType, Hooks, LegalPersonType, MangopayBankAccount, MangopayCard,
+    MangopayCardRegistration, MangopayClient, MangopayDocument, MangopayLegalUser,
+    MangopayNaturalUser, MangopayPage, MangopayPayIn, MangopayPayOut, MangopayRecipient,
+    MangopayRefund, MangopayTransfer, MangopayWallet, Money, PayOutDestination, Polling,
+    TransactionStatus, UserCategory, Verification,
 };
 use diesel_mangopay_jobs::{
     CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION,
-    CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT, CREATE_MANGOPAY_TRANSFER,
-    CREATE_MANGOPAY_WALLET, Job, JobContext, JobQueue, Registry, WorkerOptions, kyc_sweep,
-    run_worker,
+    CREATE_MANGOPAY_PAY_IN, CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT,
+    CREATE_MANGOPAY_TRANSFER, CREATE_MANGOPAY_WALLET, Job, JobContext, JobQueue, Registry,
+    WorkerOptions, kyc_sweep, run_worker,
 };
 use diesel_mangopay_sandbox::{KycOutcome, KycRefusedReason, RecipientSca, Sandbox, SandboxConfig};
 
@@ -161,7 +163,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         queue.clone(),
         WorkerOptions {
             poll_interval: Duration::from_millis(50),
-            registry: Registry::standard_polling(every_second.clone(), every_second),
+            registry: Registry::standard_polling(
+                every_second.clone(),
+                every_second.clone(),
+                every_second,
+            ),
             ..WorkerOptions::default()
         },
         async move {
@@ -382,27 +388,83 @@ async fn main() -> Result<(), Box<dyn Error>> {
         recipient.facts().status_checks,
     );
 
-    // 9. Funds: until card pay-ins, a sandbox control request credits Alex's wallet.
+    // 9. Funds: Alex registers a card (the number goes from the "browser" to the tokenization
+    //    server, never through the application), and a direct card pay-in funds the wallet.
     let alex_wallet = MangopayWallet::get(&db, wallet_ids[0]).await?;
     let alex_mangopay_wallet = alex_wallet
         .mangopay_id()
-        .ok_or("Alex's wallet was not created")?;
-    // A plain reqwest client for this one request outside the library needs a TLS provider
-    // (the library's client brings its own configuration and installs none).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let credited = reqwest::Client::new()
-        .post(format!(
-            "{}/_sandbox/wallets/{alex_mangopay_wallet}/credit",
-            sandbox.base_url()
-        ))
-        .json(&serde_json::json!({"Amount": 10_000}))
-        .send()
-        .await?
-        .error_for_status()?;
-    drop(credited);
+        .ok_or("Alex's wallet was not created")?
+        .to_owned();
+    let eur: CurrencyCode = "EUR".parse()?;
+    let card = register_card(&db, &client, alex, eur, "4970107111111119").await?;
+    let mut funding = MangopayPayIn::card_direct(
+        alex,
+        wallet_ids[0],
+        card.id().expect("saved"),
+        Money::new(10_000, eur),
+        Money::new(0, eur),
+        "https://shop.example.com/3ds-return",
+        browser(),
+        "203.0.113.7",
+    )?
+    .with_statement_descriptor("QUICKSTART");
+    funding.create(&db, &client).await?;
     println!(
-        "  funds:      EUR 100.00 credited to wallet {alex_mangopay_wallet} (control request)"
+        "  card:       {} {} ({}), pay-in {} {}",
+        card.mangopay_id().unwrap_or("-"),
+        card.facts().alias.as_deref().unwrap_or("-"),
+        card.facts().card_provider.as_deref().unwrap_or("-"),
+        funding.debited_funds,
+        funding.status().map_or("-", |s| s.as_str()),
     );
+
+    // A second card needs 3-D Secure: its pay-in waits, CREATED, until the cardholder
+    // completes the challenge (the sandbox: after 2 s); the worker follows it meanwhile.
+    sandbox
+        .sandbox()
+        .knobs()
+        .set_payin_settle_after(Some(Duration::from_secs(2)));
+    let secure_card = register_card(&db, &client, alex, eur, "4970105191923460").await?;
+    let mut secure = MangopayPayIn::card_direct(
+        alex,
+        wallet_ids[0],
+        secure_card.id().expect("saved"),
+        Money::new(2_000, eur),
+        Money::new(20, eur),
+        "https://shop.example.com/3ds-return",
+        browser(),
+        "203.0.113.7",
+    )?;
+    secure.save(&db).await?;
+    let secure_id = secure.id().expect("saved");
+    queue
+        .enqueue(Job::new(CREATE_MANGOPAY_PAY_IN, secure_id))
+        .await?;
+    drained(&queue).await?;
+    let secure = MangopayPayIn::get(&db, secure_id).await?;
+    println!(
+        "  3-D Secure: pay-in {} {} after {} status check(s) (redirect was {})",
+        secure.debited_funds,
+        secure.status().map_or("-", |s| s.as_str()),
+        secure.facts().status_checks,
+        secure
+            .facts()
+            .secure_mode_redirect_url
+            .as_deref()
+            .unwrap_or("-"),
+    );
+    let mut refund =
+        MangopayRefund::partial(secure_id, alex, Money::new(500, eur), Money::new(-5, eur))?;
+    refund.create(&db, &client).await?;
+    println!(
+        "  refund:     {} of the 3-D Secure pay-in {}",
+        refund
+            .facts()
+            .debited_funds
+            .map_or("-".into(), |m| m.to_string()),
+        refund.status().map_or("-", |s| s.as_str()),
+    );
+    let _ = alex_mangopay_wallet;
 
     // 10. A transfer to the business, and a pay-out of the rest to Alex's bank account,
     //    followed by the worker until Mangopay settles it (the sandbox: after 2 s).
@@ -410,7 +472,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .sandbox()
         .knobs()
         .set_payout_settle_after(Some(Duration::from_secs(2)));
-    let eur: CurrencyCode = "EUR".parse()?;
     let mut transfer = MangopayTransfer::new(
         alex,
         wallet_ids[0],
@@ -498,6 +559,59 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
 /// A sample page file: a PNG header and 40 KB of filler (a real application hands over the
 /// user's scan).
+/// A card of `user` registered as a checkout page does it: the registration created, the
+/// card posted to the tokenization server (here by a plain HTTP form post, as the card kit
+/// would from the browser), the registration completed with its answer.
+async fn register_card(
+    db: &Db,
+    client: &MangopayClient,
+    user: i64,
+    currency: CurrencyCode,
+    number: &str,
+) -> Result<MangopayCard, Box<dyn Error>> {
+    let mut registration =
+        MangopayCardRegistration::new(user, currency, CardType::CbVisaMastercard)?;
+    registration.create(db, client).await?;
+    let prereg = registration.preregistration_data()?;
+    // A plain reqwest client for this request outside the library needs a TLS provider (the
+    // library's client brings its own configuration and installs none).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("data", &prereg.preregistration_data)
+        .append_pair("accessKeyRef", &prereg.access_key)
+        .append_pair("cardNumber", number)
+        .append_pair("cardExpirationDate", "1230")
+        .append_pair("cardCvx", "123")
+        .finish();
+    let data = reqwest::Client::new()
+        .post(&prereg.card_registration_url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(registration
+        .complete(db, client, &data, Some("Alex Smith"))
+        .await?)
+}
+
+/// The cardholder's browser, as the checkout page reads it.
+fn browser() -> BrowserInfo {
+    BrowserInfo {
+        accept_header: "text/html".into(),
+        java_enabled: false,
+        language: "fr-FR".into(),
+        color_depth: 24,
+        screen_height: 1080,
+        screen_width: 1920,
+        time_zone_offset: -60,
+        user_agent: "Mozilla/5.0".into(),
+        javascript_enabled: true,
+    }
+}
+
 fn page(seed: u8) -> Vec<u8> {
     let mut bytes = vec![0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, seed];
     bytes.resize(40_000, seed);

@@ -56,6 +56,10 @@ pub use models::{
     PayoutMode, PersonType, TransactionStatus, UserCategory, UserFacts, UserStatus,
 };
 pub use models::{
+    BrowserInfo, CardType, MangopayCard, MangopayCardRegistration, MangopayPayIn, MangopayRefund,
+    PayInMethod, SecureMode,
+};
+pub use models::{
     DocumentStatus, DocumentType, MangopayBankAccount, MangopayDocument, MangopayPage,
     MangopayRecipient, UploadState, Verification,
 };

@@ -355,6 +355,120 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Cards registered through Mangopay's tokenization server: no number, no CVC.
+    mangopay_cards (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        currency -> Nullable<Text>,
+        card_type -> Nullable<Text>,
+        expiration_date -> Nullable<Text>,
+        alias -> Nullable<Text>,
+        card_provider -> Nullable<Text>,
+        country -> Nullable<Text>,
+        product -> Nullable<Text>,
+        bank_code -> Nullable<Text>,
+        active -> Bool,
+        validity -> Nullable<Text>,
+        fingerprint -> Nullable<Text>,
+        card_holder_name -> Nullable<Text>,
+        tag -> Nullable<Text>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        info_requested_at -> Nullable<Timestamp>,
+        mangopay_id -> Nullable<Text>,
+        sync_state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Card registrations: what the tokenization server needs, and the card they made.
+    mangopay_card_registrations (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        currency -> Text,
+        card_type -> Text,
+        access_key -> Nullable<Text>,
+        preregistration_data -> Nullable<Text>,
+        card_registration_url -> Nullable<Text>,
+        status -> Nullable<Text>,
+        result_code -> Nullable<Text>,
+        result_message -> Nullable<Text>,
+        mangopay_card_id -> Nullable<Text>,
+        card_id -> Nullable<BigInt>,
+        tag -> Nullable<Text>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        mangopay_id -> Nullable<Text>,
+        sync_state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Pay-ins into a wallet: direct and web card pay-ins, bank wires. (`status_checked_at`
+    /// and `sync_state` are read and written by the sync core's own SQL.)
+    mangopay_pay_ins (id) {
+        id -> BigInt,
+        payment_type -> Text,
+        execution_type -> Text,
+        author_id -> BigInt,
+        credited_wallet_id -> BigInt,
+        card_id -> Nullable<BigInt>,
+        currency -> Text,
+        debited_amount -> BigInt,
+        fees_amount -> BigInt,
+        credited_amount -> Nullable<BigInt>,
+        secure_mode -> Nullable<Text>,
+        secure_mode_needed -> Nullable<Bool>,
+        statement_descriptor -> Nullable<Text>,
+        browser_info -> Nullable<Text>,
+        ip_address -> Nullable<Text>,
+        return_url -> Nullable<Text>,
+        redirect_url -> Nullable<Text>,
+        culture -> Nullable<Text>,
+        card_type -> Nullable<Text>,
+        wire_reference -> Nullable<Text>,
+        bank_account -> Nullable<Text>,
+        status -> Nullable<Text>,
+        result_code -> Nullable<Text>,
+        result_message -> Nullable<Text>,
+        execution_date -> Nullable<Timestamp>,
+        tag -> Nullable<Text>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        status_checks -> Integer,
+        follow_at -> Nullable<Timestamp>,
+        mangopay_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Refunds of pay-ins, full or partial.
+    mangopay_refunds (id) {
+        id -> BigInt,
+        pay_in_id -> BigInt,
+        author_id -> BigInt,
+        currency -> Text,
+        debited_amount -> Nullable<BigInt>,
+        fees_amount -> Nullable<BigInt>,
+        partial -> Bool,
+        credited_amount -> Nullable<BigInt>,
+        status -> Nullable<Text>,
+        result_code -> Nullable<Text>,
+        result_message -> Nullable<Text>,
+        execution_date -> Nullable<Timestamp>,
+        tag -> Nullable<Text>,
+        mangopay_created_at -> Nullable<Timestamp>,
+        mangopay_id -> Nullable<Text>,
+        sync_state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(mangopay_natural_users -> mangopay_users (user_id));
 diesel::joinable!(mangopay_legal_users -> mangopay_users (user_id));
 diesel::joinable!(mangopay_wallets -> mangopay_users (owner_id));
@@ -364,6 +478,10 @@ diesel::joinable!(mangopay_documents -> mangopay_users (user_id));
 diesel::joinable!(mangopay_pages -> mangopay_documents (document_id));
 diesel::joinable!(mangopay_ubo_declarations -> mangopay_users (user_id));
 diesel::joinable!(mangopay_ubos -> mangopay_ubo_declarations (declaration_id));
+diesel::joinable!(mangopay_cards -> mangopay_users (user_id));
+diesel::joinable!(mangopay_card_registrations -> mangopay_users (user_id));
+diesel::joinable!(mangopay_pay_ins -> mangopay_wallets (credited_wallet_id));
+diesel::joinable!(mangopay_refunds -> mangopay_pay_ins (pay_in_id));
 diesel::allow_tables_to_appear_in_same_query!(
     mangopay_users,
     mangopay_natural_users,
@@ -376,5 +494,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     mangopay_documents,
     mangopay_pages,
     mangopay_ubo_declarations,
-    mangopay_ubos
+    mangopay_ubos,
+    mangopay_cards,
+    mangopay_card_registrations,
+    mangopay_pay_ins,
+    mangopay_refunds
 );

@@ -47,6 +47,19 @@ pub const CREATE_MANGOPAY_UBO_DECLARATION_AND_UBOS_AND_ASK_FOR_VALIDATION: &str 
 /// sweep queues it for every declaration awaiting validation.
 pub const UPDATE_MANGOPAY_UBO_DECLARATION_STATUS: &str = "update_mangopay_ubo_declaration_status";
 
+/// `create_mangopay_card_registration(id)`: creates the card registration at Mangopay (what
+/// the browser needs to tokenize the card is then on the row).
+pub const CREATE_MANGOPAY_CARD_REGISTRATION: &str = "create_mangopay_card_registration";
+/// `create_mangopay_pay_in(id)`: creates the pay-in at Mangopay, then plans its first status
+/// check while it waits (3-D Secure, the payment page, a bank wire).
+pub const CREATE_MANGOPAY_PAY_IN: &str = "create_mangopay_pay_in";
+/// `update_mangopay_pay_in(id)`: checks a pay-in still `CREATED`, and plans the next check on
+/// a backoff with a cap ([`Polling::pay_ins`](diesel_mangopay::Polling::pay_ins)) while it
+/// stays so.
+pub const UPDATE_MANGOPAY_PAY_IN: &str = "update_mangopay_pay_in";
+/// `create_mangopay_refund(id)`: creates the refund at Mangopay.
+pub const CREATE_MANGOPAY_REFUND: &str = "create_mangopay_refund";
+
 /// A job: the name of a registered operation and the row id it works on. Rows are loaded when
 /// the job runs, so it always works on the latest data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

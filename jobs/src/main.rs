@@ -83,12 +83,13 @@ impl Args {
             every: (self.pay_out_check_every > 0)
                 .then(|| Duration::from_secs(self.pay_out_check_every)),
             max_checks: self.pay_out_max_checks,
+            backoff_up_to: None,
         };
         let recipients = Polling::every(
             Duration::from_secs(self.recipient_check_every),
             self.recipient_max_checks,
         );
-        Registry::standard_polling(pay_outs, recipients)
+        Registry::standard_polling(pay_outs, recipients, Polling::pay_ins())
     }
 }
 

@@ -11,20 +11,22 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use diesel_mangopay::models::{
-    MangopayBankAccount, MangopayDocument, MangopayPayOut, MangopayRecipient, MangopayTransfer,
-    MangopayUboDeclaration, MangopayUser, MangopayWallet,
+    MangopayBankAccount, MangopayCardRegistration, MangopayDocument, MangopayPayIn, MangopayPayOut,
+    MangopayRecipient, MangopayRefund, MangopayTransfer, MangopayUboDeclaration, MangopayUser,
+    MangopayWallet,
 };
 use diesel_mangopay::sync::follow::{self, Followed};
 use diesel_mangopay::sync::{self, Lease, Resource, SyncTable};
 use diesel_mangopay::{Db, Error, MangopayClient, Poll, Polling};
 
 use crate::job::{
-    CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION,
-    CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT, CREATE_MANGOPAY_TRANSFER,
-    CREATE_MANGOPAY_UBO_DECLARATION_AND_UBOS_AND_ASK_FOR_VALIDATION, CREATE_MANGOPAY_USER,
-    CREATE_MANGOPAY_WALLET, UPDATE_MANGOPAY_DOCUMENT_STATUS, UPDATE_MANGOPAY_PAY_OUT,
-    UPDATE_MANGOPAY_RECIPIENT, UPDATE_MANGOPAY_UBO_DECLARATION_STATUS, UPDATE_MANGOPAY_USER,
-    UPDATE_MANGOPAY_WALLET,
+    CREATE_MANGOPAY_BANK_ACCOUNT, CREATE_MANGOPAY_CARD_REGISTRATION,
+    CREATE_MANGOPAY_DOCUMENT_AND_PAGES_AND_ASK_FOR_VALIDATION, CREATE_MANGOPAY_PAY_IN,
+    CREATE_MANGOPAY_PAY_OUT, CREATE_MANGOPAY_RECIPIENT, CREATE_MANGOPAY_REFUND,
+    CREATE_MANGOPAY_TRANSFER, CREATE_MANGOPAY_UBO_DECLARATION_AND_UBOS_AND_ASK_FOR_VALIDATION,
+    CREATE_MANGOPAY_USER, CREATE_MANGOPAY_WALLET, UPDATE_MANGOPAY_DOCUMENT_STATUS,
+    UPDATE_MANGOPAY_PAY_IN, UPDATE_MANGOPAY_PAY_OUT, UPDATE_MANGOPAY_RECIPIENT,
+    UPDATE_MANGOPAY_UBO_DECLARATION_STATUS, UPDATE_MANGOPAY_USER, UPDATE_MANGOPAY_WALLET,
 };
 
 /// What every job needs: the database and the Mangopay client. Cheap to clone.
@@ -106,15 +108,20 @@ impl Registry {
     }
 
     /// The library's job types: every resource's create and update jobs, and the follow jobs
-    /// of pay-outs ([`Polling::pay_outs`]: the next weekday, 10 checks) and recipients
-    /// ([`Polling::recipients`]: every 10 minutes for a day).
+    /// of pay-outs ([`Polling::pay_outs`]: the next weekday, 10 checks), recipients
+    /// ([`Polling::recipients`]: every 10 minutes for a day) and pay-ins
+    /// ([`Polling::pay_ins`]: from 30 s, doubling up to an hour, for about two weeks).
     pub fn standard() -> Registry {
-        Registry::standard_polling(Polling::pay_outs(), Polling::recipients())
+        Registry::standard_polling(
+            Polling::pay_outs(),
+            Polling::recipients(),
+            Polling::pay_ins(),
+        )
     }
 
-    /// [`standard`](Self::standard), with pay-outs and recipients followed under these
-    /// policies.
-    pub fn standard_polling(pay_outs: Polling, recipients: Polling) -> Registry {
+    /// [`standard`](Self::standard), with pay-outs, recipients and pay-ins followed under
+    /// these policies.
+    pub fn standard_polling(pay_outs: Polling, recipients: Polling, pay_ins: Polling) -> Registry {
         Registry::new()
             .resource::<MangopayUser>(CREATE_MANGOPAY_USER, UPDATE_MANGOPAY_USER)
             .resource::<MangopayWallet>(CREATE_MANGOPAY_WALLET, UPDATE_MANGOPAY_WALLET)
@@ -128,6 +135,16 @@ impl Registry {
             .followed::<MangopayPayOut>(CREATE_MANGOPAY_PAY_OUT, UPDATE_MANGOPAY_PAY_OUT, pay_outs)
             .kyc_documents()
             .ubo_declarations()
+            .money_in(pay_ins)
+    }
+
+    /// Registers the money-in jobs: `create_mangopay_card_registration`,
+    /// `create_mangopay_pay_in` and `update_mangopay_pay_in` (pay-ins followed under
+    /// `pay_ins` while `CREATED`), and `create_mangopay_refund`.
+    pub fn money_in(self, pay_ins: Polling) -> Registry {
+        self.create_only::<MangopayCardRegistration>(CREATE_MANGOPAY_CARD_REGISTRATION)
+            .followed::<MangopayPayIn>(CREATE_MANGOPAY_PAY_IN, UPDATE_MANGOPAY_PAY_IN, pay_ins)
+            .create_only::<MangopayRefund>(CREATE_MANGOPAY_REFUND)
     }
 
     /// Registers the KYC document jobs:

@@ -19,6 +19,20 @@
 //!   fail (their funds back in the wallet), instant pay-outs and their eligibility check;
 //!   fees kept in the client's Fees Wallet per currency ([`Sandbox::fees_balance`]); and the
 //!   transaction lists of a wallet or a user, filtered, sorted and paginated.
+//! - Cards: card registrations (create, view, update with the tokenizer's `RegistrationData`,
+//!   or the card kit's unauthenticated form `POST /CardRegistrations/{Id}`), the tokenization
+//!   server itself (`POST /_sandbox/tokenize/{CardRegistrationId}`, the `CardRegistrationURL`
+//!   every registration hands out: form in, `data=<token>` or `errorCode=<code>` out, no
+//!   authentication, the card number and CVC kept nowhere), and cards (view, list a user's,
+//!   deactivate for good, `Validity` set by their first pay-in) ([`Sandbox::cards`],
+//!   [`Sandbox::card_registrations`]). The [`test_cards`] decide what pay-ins do.
+//! - Pay-ins: direct card pay-ins (`SUCCEEDED`, `FAILED` with the bank's result, or `CREATED`
+//!   waiting for 3-D Secure with a `SecureModeRedirectURL`), web card pay-ins (`CREATED` with a
+//!   `RedirectURL`), bank wires (`CREATED` with Mangopay's bank account and a `WireReference`),
+//!   viewed generically and by type ([`Sandbox::payins`], [`Sandbox::payin`]); and their
+//!   refunds, full or partial, `FAILED` with `001001` when the wallet cannot cover them
+//!   ([`Sandbox::refunds`]). Pay-ins and refunds move money like the other transactions and
+//!   show in the transaction lists.
 //! - Legacy bank accounts of the five types (`IBAN` with its check digits and the country's
 //!   format, `GB`, `US`, `CA`, `OTHER`): create, view, list (paginated, sorted, `Active`
 //!   filter) and deactivate for good ([`Sandbox::bank_accounts`], [`Sandbox::bank_account`]).
@@ -75,6 +89,9 @@
 //! - pay-outs: [`Knobs::set_payout_settle_after`] and [`Knobs::set_payout_outcome`]
 //!   ([`PayoutOutcome`]) settle them by the sandbox clock, [`Knobs::set_instant_payouts`]
 //!   ([`InstantPayouts`]) decides whether instant ones go instantly or fall back;
+//! - pay-ins waiting for 3-D Secure, a payment page or their funds:
+//!   [`Knobs::set_payin_settle_after`] and [`Knobs::set_payin_outcome`] ([`PayInOutcome`])
+//!   settle them by the sandbox clock (by default they wait for a control request);
 //! - the transaction lists' `AfterDate` and `BeforeDate`: [`Knobs::set_date_filter_bounds`]
 //!   ([`DateFilterBounds`]);
 //! - what becomes of a new recipient, whose SCA the sandbox cannot see:
@@ -93,7 +110,8 @@
 //! # Control requests
 //!
 //! Some of what happens on the real platform has no API call: money arriving by pay-in, a
-//! bank settling a pay-out, Mangopay's team reviewing a document. Tests do it with control
+//! bank settling a pay-out, a buyer completing 3-D Secure, Mangopay's team reviewing a
+//! document. Tests do it with control
 //! requests, outside `/v2.01`, without authentication, never logged, rate limited or failed
 //! by the knobs (JSON in and out, errors as Mangopay error reports):
 //!
@@ -103,6 +121,14 @@
 //!   `{"Status": "FAILED", "ResultCode": "121999", "ResultMessage": "Generic withdrawal
 //!   error"}` (code and message default to those) settles a `CREATED` pay-out and answers
 //!   it, 400 `invalid_action` if it is not `CREATED` ([`Sandbox::settle_payout`]);
+//! - `POST /_sandbox/payins/{PayInId}/settle` with `{"Status": "SUCCEEDED"}` (plus
+//!   `"Amount": 8000` for a bank wire that received another amount than declared) or
+//!   `{"Status": "FAILED", "ResultCode": "...", "ResultMessage": "..."}` ends a `CREATED` pay-in:
+//!   a card pay-in's 3-D Secure step (with [`test_cards::THREE_DS_NOT_AVAILABLE`] a success
+//!   still fails with `101399`), a web card pay-in's payment page, a bank wire's funds; 400
+//!   `invalid_action` if it is not `CREATED` ([`Sandbox::settle_payin`]). The pages a buyer is
+//!   sent to, `GET /_sandbox/secure-mode/{PayInId}` and `GET /_sandbox/web-payment/{PayInId}`,
+//!   only say so;
 //! - `POST /_sandbox/recipients/{RecipientId}/status` with `{"Status": "ACTIVE"}` or
 //!   `{"Status": "CANCELED"}` settles a `PENDING` recipient as its user's SCA session would
 //!   and answers it, 400 `param_error` if it is not `PENDING` or for `CANCELED` on a `PAYIN`
@@ -116,8 +142,8 @@
 //!   "Message": "..."}` (or `REFUSED`) does the same for a UBO declaration
 //!   ([`Sandbox::set_ubo_outcome`]).
 //!
-//! [`Sandbox::wallet`], [`Sandbox::wallets`], [`Sandbox::transfers`] and
-//! [`Sandbox::payouts`] show the money as the API answers it; [`Sandbox::kyc_documents`] and
+//! [`Sandbox::wallet`], [`Sandbox::wallets`], [`Sandbox::transfers`], [`Sandbox::payouts`],
+//! [`Sandbox::payins`] and [`Sandbox::refunds`] show the money as the API answers it; [`Sandbox::kyc_documents`] and
 //! [`Sandbox::ubo_declarations`] the verification.
 //!
 //! ```no_run

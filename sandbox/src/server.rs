@@ -2,6 +2,7 @@
 
 mod auth;
 mod bank_accounts;
+mod cards;
 mod clock;
 mod connection;
 mod control;
@@ -12,11 +13,14 @@ mod ids;
 mod knobs;
 mod kyc;
 mod ledger;
+mod payins;
 mod payouts;
 mod ratelimit;
 mod recipients;
+mod refunds;
 mod routing;
 mod state;
+pub mod test_cards;
 mod transactions;
 mod transfers;
 mod ubo;
@@ -28,6 +32,8 @@ mod wallets;
 mod tests;
 #[cfg(test)]
 mod tests_bank;
+#[cfg(test)]
+mod tests_cards;
 #[cfg(test)]
 mod tests_harness;
 #[cfg(test)]
@@ -47,7 +53,7 @@ use tokio::task::JoinHandle;
 pub use self::clock::Clock;
 use self::connection::{Connection, SandboxListener};
 pub use self::knobs::{AnswerLoss, Knobs, LookupFailure, MissingResponse, PutEmptyString, PutNull};
-pub use self::knobs::{DateFilterBounds, InstantPayouts, PayoutOutcome};
+pub use self::knobs::{DateFilterBounds, InstantPayouts, PayInOutcome, PayoutOutcome};
 pub use self::kyc::{KycFileFormat, KycOutcome, KycPage, KycRefusedReason};
 pub use self::recipients::{RecipientSca, RecipientStatus};
 pub use self::routing::router;
@@ -124,6 +130,15 @@ pub struct RequestRecord {
 }
 
 /// A Mangopay sandbox: cheap to clone, all clones share the same state.
+///
+/// Card pay-ins go as Mangopay's test cards say ([`test_cards`]):
+/// [`test_cards::FRICTIONLESS`] and [`test_cards::FRICTIONLESS_2`] succeed without 3-D Secure
+/// (unless `SecureMode` is `FORCE`), [`test_cards::CHALLENGE`] always waits for 3-D Secure,
+/// [`test_cards::DO_NOT_HONOR`] is refused (`101101`), [`test_cards::THREE_DS_NOT_AVAILABLE`]
+/// waits for 3-D Secure and then fails (`101399`, even when settled with
+/// [`PayInOutcome::Succeeded`]); any other number passing the Luhn check succeeds without
+/// 3-D Secure. A pay-in waiting for 3-D Secure, a web card pay-in and a bank wire end with
+/// [`Sandbox::settle_payin`] (or its control request) or [`Knobs::set_payin_settle_after`].
 #[derive(Clone, Debug)]
 pub struct Sandbox {
     shared: Arc<Shared>,

@@ -7,14 +7,17 @@
 //! object; every write of API data goes through the model's `apply_api_data`.
 
 mod bank_account;
+mod card;
 mod child;
 mod document;
 pub mod kyc_file;
 mod money;
 mod page;
 mod parent;
+mod pay_in;
 mod pay_out;
 mod recipient;
+mod refund;
 mod submission;
 mod transaction;
 mod transfer;
@@ -28,20 +31,27 @@ mod wallet;
 pub use bank_account::{
     BANK_ACCOUNTS, BankAccountDetails, BankAccountFacts, DepositAccountType, MangopayBankAccount,
 };
+pub use card::{
+    CARD_REGISTRATIONS, CARDS, CardFacts, CardRegistrationFacts, MangopayCard,
+    MangopayCardRegistration, PreregistrationData, check_registration_data,
+};
 pub use document::{DOCUMENTS, DocumentFacts, MangopayDocument};
-pub use money::Money;
+pub use money::{Money, SUPPORTED_CURRENCIES};
 pub use page::{MangopayPage, PageResolution, PageSource, UploadState};
+pub use pay_in::{BrowserInfo, MangopayPayIn, PAY_INS, PayInFacts, PayInMethod};
 pub use pay_out::{MangopayPayOut, PAY_OUTS, PayOutDestination, PayOutFacts};
 pub use recipient::{
     MangopayRecipient, PayoutMethodType, RECIPIENTS, RecipientFacts, RecipientHolder,
     RecipientScope, RecipientType,
 };
+pub use refund::{MangopayRefund, REFUNDS, RefundFacts};
 pub use transaction::TransactionFacts;
 pub use transfer::{MangopayTransfer, TRANSFERS};
 pub use types::RecipientStatus;
 pub use types::{
-    Address, DocumentStatus, DocumentType, IncomeRange, KycLevel, LegalPersonType, PayoutMode,
-    PersonType, TransactionStatus, UboDeclarationStatus, UserCategory, UserStatus,
+    Address, CardRegistrationStatus, CardType, CardValidity, DocumentStatus, DocumentType,
+    IncomeRange, KycLevel, LegalPersonType, PayoutMode, PersonType, SecureMode, TransactionStatus,
+    UboDeclarationStatus, UserCategory, UserStatus,
 };
 pub use ubo::{MangopayUbo, UboCreateState, UboFields};
 pub use ubo_declaration::{MangopayUboDeclaration, UBO_DECLARATIONS, UboDeclarationFacts};

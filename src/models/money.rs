@@ -7,6 +7,24 @@ use serde_json::{Value, json};
 
 use crate::validate::{CurrencyCode, FieldErrorKind};
 
+/// The currencies Mangopay supports across its features (API reference, "Data formats").
+pub const SUPPORTED_CURRENCIES: [&str; 15] = [
+    "AED", "AUD", "CAD", "CHF", "CZK", "DKK", "EUR", "GBP", "HKD", "JPY", "NOK", "PLN", "SEK",
+    "USD", "ZAR",
+];
+
+/// `currency` is one Mangopay supports, or the error that says it is not.
+pub(crate) fn supported(currency: CurrencyCode) -> Result<(), FieldErrorKind> {
+    if SUPPORTED_CURRENCIES.contains(&currency.as_str()) {
+        Ok(())
+    } else {
+        Err(FieldErrorKind::NotAllowed(format!(
+            "{currency} is not a currency Mangopay supports ({})",
+            SUPPORTED_CURRENCIES.join(", ")
+        )))
+    }
+}
+
 /// An amount of money in the currency's smallest unit (cents for EUR, yen for JPY).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Money {

@@ -269,3 +269,30 @@ pub(crate) fn owned_by(
         );
     }
 }
+
+/// The card `id`: usable while active.
+pub(crate) fn card(
+    conn: &mut AnyConnection,
+    field: &'static str,
+    id: i64,
+) -> Result<Parent, Error> {
+    use crate::schema::mangopay_cards;
+    let found = mangopay_cards::table
+        .find(id)
+        .select((
+            mangopay_cards::mangopay_id,
+            mangopay_cards::currency,
+            mangopay_cards::user_id,
+            mangopay_cards::active,
+        ))
+        .first::<(Option<String>, Option<String>, i64, bool)>(conn)
+        .optional()?;
+    let (mangopay_id, currency, owner_id, active) =
+        found.ok_or_else(|| missing(field, "MangopayCard", id))?;
+    Ok(Parent {
+        mangopay_id,
+        currency,
+        owner_id: Some(owner_id),
+        unusable: (!active).then(|| "it is deactivated".to_owned()),
+    })
+}

@@ -165,6 +165,56 @@ api_enum! {
 }
 
 api_enum! {
+    /// The kind of card a registration or a web pay-in is for (`CardType`).
+    CardType {
+        /// CB, Visa or Mastercard (Mangopay's default).
+        CbVisaMastercard = "CB_VISA_MASTERCARD",
+        /// American Express.
+        Amex = "AMEX",
+        /// Maestro.
+        Maestro = "MAESTRO",
+        /// Bancontact.
+        Bcmc = "BCMC",
+    }
+}
+
+api_enum! {
+    /// Where a card registration stands (`Status`).
+    CardRegistrationStatus {
+        /// Created: waiting for the tokenization server's registration data.
+        Created = "CREATED",
+        /// Completed: the card was created (`CardId`).
+        Validated = "VALIDATED",
+        /// The registration data was refused; `ResultCode` says why. Register again.
+        Error = "ERROR",
+    }
+}
+
+api_enum! {
+    /// Whether a card can be charged, as far as Mangopay knows (`Validity`).
+    CardValidity {
+        /// Not charged yet (`UNKNOWN`).
+        Unchecked = "UNKNOWN",
+        /// A payment with it succeeded.
+        Valid = "VALID",
+        /// A payment with it was refused, or it expired.
+        Invalid = "INVALID",
+    }
+}
+
+api_enum! {
+    /// How 3-D Secure is applied to a card pay-in (`SecureMode`).
+    SecureMode {
+        /// As the card, the amount and the risk require (Mangopay's default).
+        Default = "DEFAULT",
+        /// Always: the cardholder authenticates.
+        Force = "FORCE",
+        /// Exemption requested where the rules allow it.
+        NoChoice = "NO_CHOICE",
+    }
+}
+
+api_enum! {
     /// How a pay-out is sent (`PayoutModeRequested`, `ModeApplied`).
     PayoutMode {
         /// The usual route for the currency and account.

@@ -407,7 +407,7 @@ impl<R: Resource> Attempt<'_, R> {
             .db
             .write(move |conn| {
                 let at = now();
-                let stored = payload.to_string();
+                let stored = super::stored_payload(&payload);
                 let created = Created {
                     id,
                     key: &key,

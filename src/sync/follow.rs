@@ -31,6 +31,9 @@ pub struct Polling {
     /// After this many checks of an object still waiting, it is no longer followed: the row's
     /// `last_error` says so, and the check that reached the cap reports it.
     pub max_checks: i32,
+    /// `Some(cap)`: the wait doubles after each check, from `every` up to `cap` (pay-ins
+    /// waiting for 3-D Secure or a bank wire). `None`: always `every`.
+    pub backoff_up_to: Option<Duration>,
 }
 
 impl Polling {
@@ -39,6 +42,7 @@ impl Polling {
         Polling {
             every: None,
             max_checks: 10,
+            backoff_up_to: None,
         }
     }
 
@@ -47,6 +51,7 @@ impl Polling {
         Polling {
             every: Some(Duration::from_secs(600)),
             max_checks: 144,
+            backoff_up_to: None,
         }
     }
 
@@ -55,6 +60,39 @@ impl Polling {
         Polling {
             every: Some(every),
             max_checks,
+            backoff_up_to: None,
+        }
+    }
+
+    /// Pay-ins waiting for 3-D Secure or a bank wire: after 30 s, then twice as long after
+    /// each check up to an hour, for about two weeks (350 checks).
+    pub fn pay_ins() -> Polling {
+        Polling::backoff(Duration::from_secs(30), Duration::from_secs(3600), 350)
+    }
+
+    /// After `first`, then twice as long after each check up to `cap`, at most `max_checks`
+    /// times.
+    pub fn backoff(first: Duration, cap: Duration, max_checks: i32) -> Polling {
+        Polling {
+            every: Some(first),
+            max_checks,
+            backoff_up_to: Some(cap),
+        }
+    }
+
+    /// When to check again after `now`, `checks` checks made so far.
+    pub fn next_check_after(&self, now: DateTime<Utc>, checks: i32) -> DateTime<Utc> {
+        match (self.every, self.backoff_up_to) {
+            (Some(first), Some(cap)) => {
+                let doublings = checks.clamp(0, 30) as u32;
+                let wait = first
+                    .checked_mul(1u32 << doublings.min(20))
+                    .unwrap_or(cap)
+                    .min(cap)
+                    .max(first.min(cap));
+                now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
+            }
+            _ => self.next_check(now),
         }
     }
 
@@ -239,7 +277,7 @@ pub async fn poll<R: Followed>(
                 Some(raw) if !waiting => Poll::Settled(R::status(&raw)),
                 _ if checks >= policy.max_checks => Poll::GaveUp { checks },
                 _ => Poll::Again {
-                    after: policy.next_check(at.and_utc()),
+                    after: policy.next_check_after(at.and_utc(), checks - 1),
                     checks,
                 },
             };

@@ -268,6 +268,25 @@ pub(crate) fn strip_marker(payload: &Value) -> Value {
     payload
 }
 
+/// Keys of Mangopay's answers that are never stored in `api_payload`: the tokenization
+/// server's `RegistrationData` (a card registration echoes it) stays out of the database.
+const NEVER_STORED: &[&str] = &["RegistrationData"];
+
+/// An answer as `api_payload` keeps it: [`NEVER_STORED`] values replaced.
+pub(crate) fn stored_payload(payload: &Value) -> String {
+    let mut payload = payload.clone();
+    if let Value::Object(fields) = &mut payload {
+        for key in NEVER_STORED {
+            if let Some(value) = fields.get_mut(*key)
+                && !value.is_null()
+            {
+                *value = Value::String("[redacted]".into());
+            }
+        }
+    }
+    payload.to_string()
+}
+
 /// (Re)takes row `id`'s lease for one more request.
 pub(crate) async fn hold(
     db: &Db,

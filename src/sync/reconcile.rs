@@ -66,6 +66,10 @@ pub(crate) async fn search(
     holder: Option<&Holder<'_>>,
     untagged_match: &(dyn Fn(&Value) -> bool + Sync),
 ) -> Result<Search, Error> {
+    if listing.path.is_empty() {
+        // Not listable (card registrations): nothing can be found, and the key is released.
+        return Ok(Search::Nothing);
+    }
     let since = (key_at - CLOCK_SKEW).timestamp();
     let mut filters: Vec<(&str, String)> = vec![("Sort", "CreationDate:DESC".to_owned())];
     if listing.date_filters {
@@ -270,7 +274,7 @@ async fn adopt_held<R: Resource>(
     let hooks = db.hooks().clone();
     db.write(move |conn| {
         let at = now();
-        let stored = payload.to_string();
+        let stored = super::stored_payload(&payload);
         let created = Created {
             id,
             key: "",

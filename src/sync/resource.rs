@@ -45,7 +45,10 @@ pub struct UpdateRequest {
 /// list endpoint that returns the objects' `Tag`, newest first with `Sort=CreationDate:DESC`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
-    /// The list path, such as `users` or `users/{UserId}/wallets`.
+    /// The list path, such as `users` or `users/{UserId}/wallets`. Empty for a resource
+    /// Mangopay does not list (card registrations, which move no money): an object whose
+    /// create's outcome its key cannot settle is then left unused at Mangopay and the key
+    /// released, so the next create makes a new one.
     pub path: String,
     /// Whether the endpoint filters on `AfterDate` / `BeforeDate`.
     pub date_filters: bool,

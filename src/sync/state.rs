@@ -67,8 +67,9 @@ impl FromStr for SyncState {
 }
 
 /// What the library and Mangopay know about a row: its sync columns. Written only by the
-/// library; `save` never touches them.
-#[derive(Debug, Clone, PartialEq)]
+/// library; `save` never touches them. `Debug` shows `api_payload` with its secrets and card
+/// data (tokenization keys, registration data) redacted.
+#[derive(Clone, PartialEq)]
 pub struct SyncInfo {
     /// Mangopay's `Id`, set once Mangopay accepted the object.
     pub mangopay_id: Option<String>,
@@ -111,6 +112,37 @@ pub struct SyncInfo {
     pub created_at: Option<DateTime<Utc>>,
     /// When the row was last written.
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for SyncInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::client::redact::{PersonalData, json};
+        f.debug_struct("SyncInfo")
+            .field("mangopay_id", &self.mangopay_id)
+            .field("state", &self.state)
+            .field("create_idempotency_key", &self.create_idempotency_key)
+            .field("create_idempotency_key_at", &self.create_idempotency_key_at)
+            .field("create_sent_at", &self.create_sent_at)
+            .field("create_key_spent", &self.create_key_spent)
+            .field("create_key_version", &self.create_key_version)
+            .field("lease_owner", &self.lease_owner)
+            .field("lease_until", &self.lease_until)
+            .field("version", &self.version)
+            .field("dirty", &self.dirty)
+            .field("attempts", &self.attempts)
+            .field("last_error", &self.last_error)
+            .field("last_error_at", &self.last_error_at)
+            .field(
+                "api_payload",
+                &self
+                    .api_payload
+                    .as_ref()
+                    .map(|p| json(p, PersonalData::Show)),
+            )
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }
 
 impl Default for SyncInfo {

@@ -108,7 +108,7 @@ async fn send_update<R: Resource>(
             let complete = still_set.is_empty();
             let hooks = db.hooks().clone();
             let recorded = db.write(move |conn| {
-                let stored = payload.to_string();
+                let stored = super::stored_payload(&payload);
                 let Some(row) = store::record_updated(
                     conn,
                     R::TABLE,
@@ -212,7 +212,8 @@ pub(crate) async fn refresh<R: Resource>(
     let payload: Value = client.get(&model.view_path(&mangopay_id)).await?;
     let hooks = db.hooks().clone();
     db.write(move |conn| {
-        let Some(row) = store::record_refreshed(conn, R::TABLE, id, &payload.to_string(), now())?
+        let Some(row) =
+            store::record_refreshed(conn, R::TABLE, id, &super::stored_payload(&payload), now())?
         else {
             return Err(Error::NotFound {
                 model: R::MODEL,
@@ -241,7 +242,9 @@ pub(crate) async fn record_answer<R: Resource>(
 ) -> Result<(), Error> {
     let hooks = db.hooks().clone();
     db.write(move |conn| {
-        if store::record_refreshed(conn, R::TABLE, id, &payload.to_string(), now())?.is_none() {
+        if store::record_refreshed(conn, R::TABLE, id, &super::stored_payload(&payload), now())?
+            .is_none()
+        {
             return Err(Error::NotFound {
                 model: R::MODEL,
                 id,

@@ -59,15 +59,16 @@ fn migrate_round_trip(database: &TestDatabase) {
     assert!(stdout(&run).contains("applied 20261121000004"));
     assert!(stdout(&run).contains("applied 20261121000005"));
     assert!(stdout(&run).contains("applied 20261121000006"));
+    assert!(stdout(&run).contains("applied 20261121000007"));
 
     let revert = cli(&["migrate", "revert", "--database-url", &url]);
     assert!(
-        revert.status.success() && stdout(&revert).contains("reverted 20261121000006"),
+        revert.status.success() && stdout(&revert).contains("reverted 20261121000007"),
         "{revert:?}"
     );
     let list = cli(&["migrate", "list", "--database-url", &url]);
-    assert!(stdout(&list).contains("[X] 2026-11-21-000005_kyc_documents"));
-    assert!(stdout(&list).contains("[ ] 2026-11-21-000006_ubo_declarations"));
+    assert!(stdout(&list).contains("[X] 2026-11-21-000006_ubo_declarations"));
+    assert!(stdout(&list).contains("[ ] 2026-11-21-000007_money_in"));
 }
 
 #[test]

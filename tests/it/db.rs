@@ -58,6 +58,16 @@ both_backends!(migrations_list_revert_and_reapply, |env: Env| async move {
     let reverted = migrations::revert_last(&mut conn).unwrap();
     assert!(listed.last().unwrap().name.starts_with(&reverted[..4]));
     assert!(!migrations::list(&mut conn).unwrap().last().unwrap().applied);
+    for table in [
+        "mangopay_refunds",
+        "mangopay_pay_ins",
+        "mangopay_card_registrations",
+        "mangopay_cards",
+    ] {
+        let gone = diesel::sql_query(format!("SELECT id FROM {table}")).execute(&mut *conn);
+        assert!(gone.is_err(), "the revert dropped {table}");
+    }
+    migrations::revert_last(&mut conn).unwrap();
     let ubo_gone = diesel::sql_query("SELECT id FROM mangopay_ubos").execute(&mut *conn);
     assert!(ubo_gone.is_err(), "the revert dropped the UBO tables");
     let column_gone = diesel::sql_query("SELECT submission_requested_at FROM mangopay_documents")
@@ -87,7 +97,7 @@ both_backends!(migrations_list_revert_and_reapply, |env: Env| async move {
     migrations::revert_last(&mut conn).unwrap();
     let table_gone = mangopay_users::table.count().get_result::<i64>(&mut *conn);
     assert!(table_gone.is_err(), "the second revert dropped the tables");
-    assert_eq!(migrations::run_pending(&mut conn).unwrap().len(), 6);
+    assert_eq!(migrations::run_pending(&mut conn).unwrap().len(), 7);
     assert!(
         migrations::list(&mut conn)
             .unwrap()

@@ -12,6 +12,7 @@ mod db;
 mod kyc;
 mod money;
 mod money_bank;
+mod money_in;
 mod money_out;
 mod sync;
 mod ubo;

@@ -24,6 +24,7 @@ fn every_second(max_checks: i32) -> Polling {
     Polling {
         every: Some(Duration::from_secs(1)),
         max_checks,
+        backoff_up_to: None,
     }
 }
 
@@ -427,6 +428,11 @@ both_backends!(
             .unwrap();
         // The row as an earlier version of the library left it: no follow column.
         let mut conn = env.db.get().unwrap();
+        assert_eq!(
+            migrations::revert_last(&mut conn).unwrap(),
+            "20261121000007",
+            "the money-in migration"
+        );
         assert_eq!(
             migrations::revert_last(&mut conn).unwrap(),
             "20261121000006",

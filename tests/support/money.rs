@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use diesel::RunQueryDsl;
+use diesel_mangopay::models::PreregistrationData;
 use diesel_mangopay::models::{BankAccountDetails, PayoutMethodType, RecipientHolder};
 use diesel_mangopay::{
-    Address, CurrencyCode, Hooks, MangopayBankAccount, MangopayNaturalUser, MangopayRecipient,
+    Address, BrowserInfo, CardType, CurrencyCode, Hooks, MangopayBankAccount, MangopayCard,
+    MangopayCardRegistration, MangopayNaturalUser, MangopayPayIn, MangopayRecipient,
     MangopayWallet, Money,
 };
 use serde_json::{Value, json};
@@ -124,4 +126,121 @@ pub fn counting_hook(runs: Arc<AtomicUsize>, failures: usize) -> Hooks {
         }
         Ok(())
     })
+}
+
+/// A card test number that pays without 3-D Secure.
+pub const CARD_OK: &str = diesel_mangopay_sandbox::test_cards::FRICTIONLESS;
+/// A card test number that always needs 3-D Secure.
+pub const CARD_3DS: &str = diesel_mangopay_sandbox::test_cards::CHALLENGE;
+/// A card test number the bank refuses (101101).
+pub const CARD_REFUSED: &str = diesel_mangopay_sandbox::test_cards::DO_NOT_HONOR;
+/// The CVC sent with every test card.
+pub const CVC: &str = "737";
+
+/// Posts a card to the tokenization server as the card kit does; its answer, `data=...`.
+pub async fn tokenize(prereg: &PreregistrationData, number: &str) -> String {
+    let form = [
+        ("data", prereg.preregistration_data.as_str()),
+        ("accessKeyRef", prereg.access_key.as_str()),
+        ("cardNumber", number),
+        ("cardExpirationDate", "1239"),
+        ("cardCvx", CVC),
+    ];
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", url_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    post_form(&prereg.card_registration_url, body).await
+}
+
+/// Posts `body` as a form to `url` (plain HTTP/1.0, as a browser's form post would reach the
+/// loopback sandbox) and returns the answer's body.
+async fn post_form(url: &str, body: String) -> String {
+    use std::io::{Read, Write};
+    let url = url::Url::parse(url).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let host = url.host_str().unwrap().to_owned();
+        let port = url.port_or_known_default().unwrap();
+        let mut stream = std::net::TcpStream::connect((host.as_str(), port)).unwrap();
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        write!(
+            stream,
+            "POST {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap()
+}
+
+fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A EUR card of `user` registered at Mangopay through the tokenization server.
+pub async fn registered_card(env: &Env, user: i64, number: &str) -> MangopayCard {
+    let mut registration =
+        MangopayCardRegistration::new(user, eur(0).currency, CardType::CbVisaMastercard).unwrap();
+    registration.create(&env.db, &env.client).await.unwrap();
+    let data = tokenize(&registration.preregistration_data().unwrap(), number).await;
+    registration
+        .complete(&env.db, &env.client, &data, Some("Alex Smith"))
+        .await
+        .unwrap()
+}
+
+/// A browser as a checkout page reads it.
+pub fn browser() -> BrowserInfo {
+    BrowserInfo {
+        accept_header: "text/html, application/xhtml+xml".into(),
+        java_enabled: false,
+        language: "fr-FR".into(),
+        color_depth: 24,
+        screen_height: 1080,
+        screen_width: 1920,
+        time_zone_offset: -60,
+        user_agent: "Mozilla/5.0 (X11; Linux x86_64)".into(),
+        javascript_enabled: true,
+    }
+}
+
+/// A direct card pay-in of `amount` with 1% fees into `wallet`, not saved.
+pub fn card_pay_in(
+    user: i64,
+    wallet: &MangopayWallet,
+    card: &MangopayCard,
+    amount: i64,
+) -> MangopayPayIn {
+    MangopayPayIn::card_direct(
+        user,
+        wallet.id.unwrap(),
+        card.id().unwrap(),
+        eur(amount),
+        eur(amount / 100),
+        "https://shop.example.com/return",
+        browser(),
+        "203.0.113.7",
+    )
+    .unwrap()
 }

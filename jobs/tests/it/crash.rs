@@ -368,4 +368,77 @@ mod money {
             assert_balance(&env, &wallet, 10_000 - 6_000).await;
         }
     );
+
+    both_backends!(
+        sigkill_during_pay_in_and_refund_creation_moves_money_exactly_once,
+        |env: Env| async move {
+            use diesel_mangopay::{MangopayPayIn, MangopayRefund};
+            use diesel_mangopay_jobs::{CREATE_MANGOPAY_PAY_IN, CREATE_MANGOPAY_REFUND};
+
+            use crate::support::money::{CARD_OK, card_pay_in, registered_card};
+
+            let queue = JobQueue::connect(&env.database.url).await.unwrap();
+            let worker = spawn_worker(&env, &[]);
+            let payer = created_user(&env, "card.payer@example.com")
+                .await
+                .id
+                .unwrap();
+            let wallet = wallet_created_by_the_worker(&env, &queue, payer).await;
+            let card = registered_card(&env, payer, CARD_OK).await;
+
+            let mut pay_in = card_pay_in(payer, &wallet, &card, 10_000);
+            pay_in.save(&env.db).await.unwrap();
+            let id = pay_in.id().unwrap();
+            let key = kill_while_creating::<MangopayPayIn>(
+                &env,
+                &queue,
+                worker,
+                CREATE_MANGOPAY_PAY_IN,
+                id,
+                |sandbox| sandbox.payins().len(),
+            )
+            .await;
+            // Mangopay charged the card already.
+            assert_eq!(
+                env.sandbox().wallet(wallet.mangopay_id().unwrap()).unwrap()["Balance"]["Amount"],
+                9_900
+            );
+            let (recovered, restarted) =
+                restart_until_synced::<MangopayPayIn>(&env, id, &key).await;
+            let pay_ins = env.sandbox().payins();
+            assert_eq!(pay_ins.len(), 1, "exactly one pay-in: {pay_ins:#?}");
+            assert_eq!(recovered.mangopay_id(), pay_ins[0]["Id"].as_str());
+            assert_eq!(
+                pay_ins[0]["Tag"].as_str(),
+                Some(format!("dm:{id}:{key}").as_str())
+            );
+            assert_eq!(recovered.status(), Some(&TransactionStatus::Succeeded));
+            assert_balance(&env, &wallet, 9_900).await;
+
+            let mut refund = MangopayRefund::partial(id, payer, eur(4_000), eur(-40)).unwrap();
+            refund.save(&env.db).await.unwrap();
+            let refund_id = refund.id().unwrap();
+            let key = kill_while_creating::<MangopayRefund>(
+                &env,
+                &queue,
+                restarted,
+                CREATE_MANGOPAY_REFUND,
+                refund_id,
+                |sandbox| sandbox.refunds().len(),
+            )
+            .await;
+            let debited =
+                env.sandbox().wallet(wallet.mangopay_id().unwrap()).unwrap()["Balance"]["Amount"]
+                    .as_i64()
+                    .unwrap();
+            assert!(debited < 9_900, "Mangopay refunded already");
+            let (recovered, _restarted) =
+                restart_until_synced::<MangopayRefund>(&env, refund_id, &key).await;
+            let refunds = env.sandbox().refunds();
+            assert_eq!(refunds.len(), 1, "exactly one refund: {refunds:#?}");
+            assert_eq!(recovered.mangopay_id(), refunds[0]["Id"].as_str());
+            assert_eq!(recovered.status(), Some(&TransactionStatus::Succeeded));
+            assert_balance(&env, &wallet, debited).await;
+        }
+    );
 }

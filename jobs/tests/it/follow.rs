@@ -27,7 +27,7 @@ use crate::support::{Env, eventually};
 fn following(max_checks: i32) -> WorkerOptions {
     let every = Polling::every(Duration::from_secs(1), max_checks);
     WorkerOptions {
-        registry: Registry::standard_polling(every.clone(), every),
+        registry: Registry::standard_polling(every.clone(), every.clone(), every),
         ..options()
     }
 }
@@ -314,7 +314,7 @@ both_backends!(
             &queue,
             WorkerOptions {
                 concurrency: 1,
-                registry: Registry::standard_polling(hourly.clone(), hourly),
+                registry: Registry::standard_polling(hourly.clone(), hourly.clone(), hourly),
                 ..options()
             },
         );

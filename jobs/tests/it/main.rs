@@ -13,6 +13,7 @@ mod faults;
 mod follow;
 mod kyc;
 mod money;
+mod money_in;
 mod process;
 mod sweep;
 mod worker;

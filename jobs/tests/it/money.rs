@@ -75,7 +75,7 @@ both_backends!(
             env.client.clone(),
             &queue,
             WorkerOptions {
-                registry: Registry::standard_polling(every.clone(), every),
+                registry: Registry::standard_polling(every.clone(), every.clone(), every),
                 ..options()
             },
         );

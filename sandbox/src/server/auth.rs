@@ -18,8 +18,8 @@ use serde::Serialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
-use super::Sandbox;
 use super::error::{ApiError, json_response};
+use super::{Sandbox, cards};
 
 /// The token endpoint's success body.
 #[derive(Debug, Serialize)]
@@ -59,7 +59,9 @@ pub(crate) async fn oauth_token(
 }
 
 /// Middleware for every `/v2.01/{ClientId}/...` route: the bearer token must be
-/// valid, unexpired and issued for the ClientId of the path.
+/// valid, unexpired and issued for the ClientId of the path. The card kit's form POST that
+/// finishes a card registration is the one request served without a token
+/// ([`cards::is_card_kit_finish`]).
 pub(crate) async fn require_bearer(
     State(sandbox): State<Sandbox>,
     request: Request,
@@ -77,7 +79,15 @@ pub(crate) async fn require_bearer(
                 sandbox.clock().now().timestamp(),
             )
         });
-    if authorized {
+    // The card kit's last step comes from a browser, which only knows the ClientId.
+    let card_kit = !authorized
+        && cards::is_card_kit_finish(
+            request.method(),
+            request.uri().path(),
+            request.headers(),
+            &config.client_id,
+        );
+    if authorized || card_kit {
         next.run(request).await
     } else {
         ApiError::invalid_credentials().into_response()

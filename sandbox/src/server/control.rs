@@ -9,6 +9,13 @@
 //! - `POST /_sandbox/payouts/{PayoutId}/settle` with `{"Status": "SUCCEEDED"}` or
 //!   `{"Status": "FAILED", "ResultCode": "121999", "ResultMessage": "..."}` settles a
 //!   `CREATED` pay-out and answers it ([`Sandbox::settle_payout`]);
+//! - `POST /_sandbox/payins/{PayInId}/settle` with `{"Status": "SUCCEEDED"}` (and an `Amount`
+//!   for a bank wire) or `{"Status": "FAILED", "ResultCode": "...", "ResultMessage": "..."}`
+//!   settles a `CREATED` pay-in and answers it ([`Sandbox::settle_payin`]); the pages
+//!   `GET /_sandbox/secure-mode/{PayInId}` and `GET /_sandbox/web-payment/{PayInId}` stand for
+//!   the 3-D Secure step and the payment page;
+//! - `POST /_sandbox/tokenize/{CardRegistrationId}` is the tokenization server every card
+//!   registration's `CardRegistrationURL` points at (see [`super::cards`]);
 //! - `POST /_sandbox/recipients/{RecipientId}/status` with `{"Status": "ACTIVE"}` or
 //!   `{"Status": "CANCELED"}` settles a `PENDING` recipient as its user's SCA session would
 //!   and answers it ([`Sandbox::set_recipient_status`]; see [`crate::Knobs::set_recipient_sca`]);
@@ -22,15 +29,16 @@
 //!   ([`Sandbox::set_ubo_outcome`]; see [`crate::Knobs::set_ubo_outcome_after`]).
 //!
 //! Errors are Mangopay-style reports: 404 `ressource_not_found` for an unknown id, 400
-//! `param_error` for a bad body, 400 `invalid_action` for a pay-out that is not `CREATED` or
-//! a document or declaration that is not `VALIDATION_ASKED`.
+//! `param_error` for a bad body, 400 `invalid_action` for a pay-out or pay-in that is not
+//! `CREATED` or a document or declaration that is not `VALIDATION_ASKED`. The tokenization
+//! server answers as Mangopay's does instead: plain text, `errorCode=<code>` on failure.
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::Value;
 
 use super::Sandbox;
@@ -40,7 +48,7 @@ use super::ledger::{self, SettleError, TransactionRecord};
 use super::routing::normalize_path;
 use super::users::JsonObject;
 use super::validation::Fields;
-use super::{kyc, recipients, ubo};
+use super::{cards, kyc, payins, recipients, ubo};
 
 /// Where control requests live.
 pub(crate) const PREFIX: &str = "/_sandbox/";
@@ -82,6 +90,22 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route(
             "/_sandbox/kyc/ubodeclarations/{declaration_id}/outcome",
             post(ubo::control_ubo_outcome),
+        )
+        .route(
+            "/_sandbox/tokenize/{registration_id}",
+            post(cards::control_tokenize),
+        )
+        .route(
+            "/_sandbox/payins/{payin_id}/settle",
+            post(payins::control_payin_settle),
+        )
+        .route(
+            "/_sandbox/secure-mode/{payin_id}",
+            get(payins::control_payment_page),
+        )
+        .route(
+            "/_sandbox/web-payment/{payin_id}",
+            get(payins::control_payment_page),
         )
 }
 
@@ -143,6 +167,7 @@ fn settle_error_message(id: &str, error: &SettleError) -> String {
         SettleError::NotCreated(status) => {
             format!("The pay-out is {}, not CREATED.", status.as_str())
         }
+        SettleError::NotBankWire => "Only a bank wire pay-in receives an amount.".to_owned(),
     }
 }
 

@@ -361,6 +361,30 @@ impl ApiError {
     }
 }
 
+/// The refusals of card operations.
+impl ApiError {
+    /// 400 `card_already_not_active`, with `errors: null`: a deactivated card deactivated again.
+    pub(crate) fn card_already_not_active() -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "card_already_not_active",
+            "The card has already been deactivated",
+        )
+    }
+
+    /// 400 `param_error` naming `CardId`, its `Message` saying why: a pay-in with a card that
+    /// is deactivated (`The card is not active`) or not its author's.
+    pub(crate) fn card_refused(message: &str) -> ApiError {
+        ApiError {
+            errors: Some(FieldErrors::from([(
+                "CardId".to_owned(),
+                message.to_owned(),
+            )])),
+            ..ApiError::new(StatusCode::BAD_REQUEST, "param_error", message)
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorReport<'a> {
     #[serde(rename = "Message")]

@@ -15,3 +15,17 @@ pub(crate) fn ulid<R: Rng + ?Sized>(at: DateTime<Utc>, rng: &mut R) -> Ulid {
 pub(crate) fn user_id<R: Rng + ?Sized>(at: DateTime<Utc>, rng: &mut R) -> String {
     format!("user_m_{}", ulid(at, rng))
 }
+
+/// Letters and digits of URL-safe base64, for opaque keys and tokens.
+pub(crate) const URL_SAFE: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Upper-case letters and digits, for references people type.
+pub(crate) const UPPER_ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// `len` characters drawn from `alphabet`.
+pub(crate) fn random_text<R: Rng + ?Sized>(rng: &mut R, alphabet: &[u8], len: usize) -> String {
+    (0..len)
+        .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+        .collect()
+}

@@ -117,6 +117,37 @@ impl PayoutOutcome {
     }
 }
 
+/// How a `CREATED` pay-in ends: a card pay-in waiting for its 3-D Secure step, a web card
+/// pay-in waiting for its payment page, or a bank wire waiting for its funds. Used by the
+/// control request ([`crate::Sandbox::settle_payin`]) and by pay-ins that settle by
+/// themselves ([`Knobs::set_payin_settle_after`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PayInOutcome {
+    /// `SUCCEEDED`, `ResultCode` `000000`, `ExecutionDate` set: the credited wallet gets
+    /// `DebitedFunds - Fees` and the client's Fees Wallet the fees (the default). A bank wire
+    /// receives its `DeclaredDebitedFunds`. A card pay-in with test card
+    /// [`crate::test_cards::THREE_DS_NOT_AVAILABLE`] fails at its 3-D Secure step instead, with
+    /// `101399` "Secure mode: 3DSecure authentication is not available".
+    #[default]
+    Succeeded,
+    /// `FAILED` with this result; nothing is credited.
+    Failed {
+        /// The `ResultCode`, e.g. `101101`.
+        result_code: String,
+        /// The `ResultMessage`, e.g. `Transaction refused by the bank (Do not honor)`.
+        result_message: String,
+    },
+    /// A bank wire whose funds arrived: `SUCCEEDED` with `DebitedFunds` this amount (minor
+    /// units, at least 1, in the declared currency), `Fees` the declared fees (at most the
+    /// amount) and the wallet credited with the difference. Only a bank wire can receive an
+    /// amount: the control request refuses it for a card pay-in, and a pay-in settling by
+    /// itself reads it as [`PayInOutcome::Succeeded`].
+    Received {
+        /// The amount received.
+        amount: i64,
+    },
+}
+
 /// What happens to a pay-out requested with `PayoutModeRequested` `INSTANT_PAYMENT` or
 /// `INSTANT_PAYMENT_ONLY`, and what `POST /payouts/reachability` answers. Whether a
 /// destination bank is reachable by SEPA Instant is the real API's to know.
@@ -233,6 +264,8 @@ pub struct Knobs {
     recipient_sca: Mutex<RecipientSca>,
     payout_settle_after: Mutex<Option<Duration>>,
     payout_outcome: Mutex<PayoutOutcome>,
+    payin_settle_after: Mutex<Option<Duration>>,
+    payin_outcome: Mutex<PayInOutcome>,
     instant_payouts: Mutex<InstantPayouts>,
     date_filter_bounds: Mutex<DateFilterBounds>,
     kyc_outcome_after: Mutex<Option<Duration>>,
@@ -357,7 +390,8 @@ impl Knobs {
     /// Users created less than `d` ago (by the sandbox clock) do not appear yet in
     /// `GET /users`, items and pages counted without them, while `GET /users/{Id}` sees
     /// them at once (lists are eventually consistent); the same goes for wallets in
-    /// `GET /users/{Id}/wallets` and transfers and pay-outs in the transaction lists
+    /// `GET /users/{Id}/wallets`, cards in `GET /users/{Id}/cards`, refunds in
+    /// `GET /payins/{Id}/refunds` and every transaction in the transaction lists
     /// (`GET /wallets/{Id}/transactions`, `GET /users/{Id}/transactions`). Zero (the
     /// default) turns it off. [`crate::Sandbox::users`] always sees every user.
     pub fn set_list_lag(&self, d: Duration) {
@@ -519,6 +553,33 @@ impl Knobs {
     /// The current outcome of pay-outs that settle by themselves.
     pub fn payout_outcome(&self) -> PayoutOutcome {
         lock(&self.payout_outcome).clone()
+    }
+
+    /// How long after its creation (by the sandbox clock) a `CREATED` pay-in settles by
+    /// itself, as [`Knobs::set_payin_outcome`] says, its `ExecutionDate` the instant it became
+    /// due: a card pay-in waiting for 3-D Secure, a web card pay-in, a bank wire. Like
+    /// [`Knobs::set_payout_settle_after`], settlement is lazy (whenever anything reads the
+    /// ledger: a wallet, a pay-in, a card, a transaction list, a new transaction) and applies
+    /// to every pay-in still `CREATED`, whenever created. `None` (the default): pay-ins stay
+    /// `CREATED` until a control request settles them ([`crate::Sandbox::settle_payin`],
+    /// `POST /_sandbox/payins/{Id}/settle`).
+    pub fn set_payin_settle_after(&self, after: Option<Duration>) {
+        *lock(&self.payin_settle_after) = after;
+    }
+
+    /// The current settle delay of pay-ins.
+    pub fn payin_settle_after(&self) -> Option<Duration> {
+        *lock(&self.payin_settle_after)
+    }
+
+    /// How pay-ins that settle by themselves end. Default: [`PayInOutcome::Succeeded`].
+    pub fn set_payin_outcome(&self, outcome: PayInOutcome) {
+        *lock(&self.payin_outcome) = outcome;
+    }
+
+    /// The current outcome of pay-ins that settle by themselves.
+    pub fn payin_outcome(&self) -> PayInOutcome {
+        lock(&self.payin_outcome).clone()
     }
 
     /// What instant pay-outs do. Default: [`InstantPayouts::SettleAtOnce`].

@@ -1,7 +1,9 @@
-//! The money ledger: wallets, transfers and pay-outs behind one lock, so that a transfer's
-//! debit and credit (or a pay-out's debit and its return on failure) happen together, and the
-//! client's Fees Wallet balances. Pay-outs due by [`crate::Knobs::set_payout_settle_after`]
-//! are settled lazily, whenever the ledger is read.
+//! The money ledger: wallets, transfers, pay-outs, pay-ins and refunds behind one lock, so
+//! that a transfer's debit and credit (or a pay-out's debit and its return on failure) happen
+//! together, and the client's Fees Wallet balances. Cards live here too ([`CardStore`]), so
+//! that a pay-in and the `Validity` of its card change together. Pay-outs due by
+//! [`crate::Knobs::set_payout_settle_after`] and pay-ins due by
+//! [`crate::Knobs::set_payin_settle_after`] are settled lazily, whenever the ledger is read.
 //!
 //! Amounts are integers in the currency's minor unit, as on the wire.
 
@@ -11,7 +13,10 @@ use std::sync::MutexGuard;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::cards::CardStore;
 use super::knobs::{Knobs, PayoutOutcome};
+use super::payins::PayInDetail;
+use super::refunds::RefundDetail;
 use super::state::Shared;
 use super::validation::Fields;
 
@@ -83,6 +88,23 @@ pub(crate) fn amount(
     key: &str,
     name: &str,
 ) -> Option<i64> {
+    match signed_amount(f, input, key, name)? {
+        amount if amount >= 0 => Some(amount),
+        _ => {
+            f.error(name, format!("The field {name} cannot be negative."));
+            None
+        }
+    }
+}
+
+/// An integer amount that may be negative (the `Fees` of a refund), sent as a JSON number
+/// without fraction or as a numeric string.
+pub(crate) fn signed_amount(
+    f: &mut Fields<'_>,
+    input: &Map<String, Value>,
+    key: &str,
+    name: &str,
+) -> Option<i64> {
     let parsed = match present(input, key) {
         None => {
             f.missing(name);
@@ -97,11 +119,7 @@ pub(crate) fn amount(
         Some(_) => None,
     };
     match parsed {
-        Some(amount) if amount >= 0 => Some(amount),
-        Some(_) => {
-            f.error(name, format!("The field {name} cannot be negative."));
-            None
-        }
+        Some(amount) => Some(amount),
         None => {
             f.error(name, format!("The field {name} must be an integer."));
             None
@@ -112,6 +130,26 @@ pub(crate) fn amount(
 /// A money object at `key` (`DebitedFunds`, `Fees`), its parts named `DebitedFunds.Currency`
 /// and `DebitedFunds.Amount` in the errors.
 pub(crate) fn money(f: &mut Fields<'_>, input: &Map<String, Value>, key: &str) -> Option<Money> {
+    money_with(f, input, key, amount)
+}
+
+/// A money object whose amount may be negative (the `Fees` of a refund).
+pub(crate) fn signed_money(
+    f: &mut Fields<'_>,
+    input: &Map<String, Value>,
+    key: &str,
+) -> Option<Money> {
+    money_with(f, input, key, signed_amount)
+}
+
+type AmountReader = fn(&mut Fields<'_>, &Map<String, Value>, &str, &str) -> Option<i64>;
+
+fn money_with(
+    f: &mut Fields<'_>,
+    input: &Map<String, Value>,
+    key: &str,
+    read_amount: AmountReader,
+) -> Option<Money> {
     let object = match present(input, key) {
         None => {
             f.missing(key);
@@ -127,7 +165,7 @@ pub(crate) fn money(f: &mut Fields<'_>, input: &Map<String, Value>, key: &str) -
         }
     };
     let currency = currency(f, object, "Currency", &format!("{key}.Currency"));
-    let amount = amount(f, object, "Amount", &format!("{key}.Amount"));
+    let amount = read_amount(f, object, "Amount", &format!("{key}.Amount"));
     Some(Money {
         currency: currency?,
         amount: amount?,
@@ -210,9 +248,11 @@ pub(crate) struct PayoutDetail {
 pub(crate) enum Detail {
     Transfer(TransferDetail),
     Payout(Box<PayoutDetail>),
+    PayIn(PayInDetail),
+    Refund(Box<RefundDetail>),
 }
 
-/// One stored transaction (transfer or pay-out).
+/// One stored transaction: transfer, pay-out, pay-in or refund.
 #[derive(Debug, Clone)]
 pub(crate) struct TransactionRecord {
     pub(crate) id: String,
@@ -227,23 +267,29 @@ pub(crate) struct TransactionRecord {
     pub(crate) status: Status,
     pub(crate) result: Option<(String, String)>,
     pub(crate) execution_date: Option<i64>,
-    pub(crate) debited_wallet_id: String,
+    /// `None` for a pay-in, which debits no wallet.
+    pub(crate) debited_wallet_id: Option<String>,
     pub(crate) credited_wallet_id: Option<String>,
     pub(crate) detail: Detail,
 }
 
 impl TransactionRecord {
-    /// `Type`: `TRANSFER` or `PAYOUT`.
+    /// `Type`: `TRANSFER`, `PAYOUT` or `PAYIN`; a refund of a pay-in is a `PAYOUT`, as
+    /// Mangopay shows it.
     pub(crate) fn kind(&self) -> &'static str {
         match self.detail {
             Detail::Transfer(_) => "TRANSFER",
-            Detail::Payout(_) => "PAYOUT",
+            Detail::Payout(_) | Detail::Refund(_) => "PAYOUT",
+            Detail::PayIn(_) => "PAYIN",
         }
     }
 
-    /// `Nature`: every transaction the sandbox makes is a regular one.
+    /// `Nature`: `REFUND` for a refund, `REGULAR` for every other transaction.
     pub(crate) fn nature(&self) -> &'static str {
-        "REGULAR"
+        match self.detail {
+            Detail::Refund(_) => "REFUND",
+            _ => "REGULAR",
+        }
     }
 
     /// `CreditedFunds` = `DebitedFunds` - `Fees`.
@@ -257,7 +303,21 @@ impl TransactionRecord {
     pub(crate) fn payout(&self) -> Option<&PayoutDetail> {
         match &self.detail {
             Detail::Payout(detail) => Some(detail),
-            Detail::Transfer(_) => None,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn payin(&self) -> Option<&PayInDetail> {
+        match &self.detail {
+            Detail::PayIn(detail) => Some(detail),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn refund(&self) -> Option<&RefundDetail> {
+        match &self.detail {
+            Detail::Refund(detail) => Some(detail),
+            _ => None,
         }
     }
 
@@ -276,14 +336,16 @@ impl TransactionRecord {
     }
 }
 
-/// Why a control request could not settle a pay-out.
+/// Why a control request could not settle a pay-out or a pay-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SettleError {
     Unknown,
     NotCreated(Status),
+    /// An amount received, for a pay-in that is not a bank wire.
+    NotBankWire,
 }
 
-/// Wallets, transactions and the client's fees, in creation order, indexed by id.
+/// Wallets, transactions, cards and the client's fees, in creation order, indexed by id.
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
     wallets: Vec<WalletRecord>,
@@ -292,8 +354,12 @@ pub(crate) struct Ledger {
     transaction_index: HashMap<String, usize>,
     /// Pay-outs still `CREATED`, oldest first.
     pending_payouts: Vec<usize>,
+    /// Pay-ins still `CREATED`, oldest first.
+    pub(crate) pending_payins: Vec<usize>,
     /// The client's Fees Wallet balance per currency.
     fees: BTreeMap<String, i64>,
+    /// Card registrations, the tokens issued for them, and cards.
+    pub(crate) cards: CardStore,
 }
 
 impl Ledger {
@@ -319,8 +385,12 @@ impl Ledger {
     /// Stores a transaction whose money movements were already booked.
     pub(crate) fn insert_transaction(&mut self, record: TransactionRecord) {
         let index = self.transactions.len();
-        if record.payout().is_some() && record.status == Status::Created {
-            self.pending_payouts.push(index);
+        if record.status == Status::Created {
+            if record.payout().is_some() {
+                self.pending_payouts.push(index);
+            } else if record.payin().is_some() {
+                self.pending_payins.push(index);
+            }
         }
         self.transaction_index.insert(record.id.clone(), index);
         self.transactions.push(record);
@@ -332,7 +402,16 @@ impl Ledger {
             .map(|&i| &self.transactions[i])
     }
 
-    /// All transfers and pay-outs, oldest first.
+    /// The position of transaction `id` in [`Ledger::transactions`].
+    pub(crate) fn transaction_index(&self, id: &str) -> Option<usize> {
+        self.transaction_index.get(id).copied()
+    }
+
+    pub(crate) fn transaction_at_mut(&mut self, index: usize) -> &mut TransactionRecord {
+        &mut self.transactions[index]
+    }
+
+    /// Every transaction, oldest first.
     pub(crate) fn transactions(&self) -> &[TransactionRecord] {
         &self.transactions
     }
@@ -370,7 +449,7 @@ impl Ledger {
                 result_message,
             } => {
                 record.fail(result_code, result_message);
-                let wallet_id = record.debited_wallet_id.clone();
+                let wallet_id = record.debited_wallet_id.clone().unwrap_or_default();
                 let debited = record.debited_funds.clone();
                 let fees = record.fees.clone();
                 self.add_to_wallet(&wallet_id, debited.amount);
@@ -381,9 +460,11 @@ impl Ledger {
     }
 
     /// Settles the pay-outs created at least [`Knobs::payout_settle_after`] before `now_ms`
-    /// (sandbox clock) as [`Knobs::payout_outcome`] says, each at the instant it became due.
-    /// No delay set: nothing settles by itself.
+    /// (sandbox clock) as [`Knobs::payout_outcome`] says, each at the instant it became due,
+    /// and the pay-ins due by [`Knobs::payin_settle_after`] likewise. No delay set: nothing
+    /// settles by itself.
     pub(crate) fn settle_due(&mut self, now_ms: i64, knobs: &Knobs) {
+        self.settle_payins_due(now_ms, knobs);
         if self.pending_payouts.is_empty() {
             return;
         }
@@ -430,8 +511,8 @@ impl Ledger {
 }
 
 impl Shared {
-    /// The ledger as of now, even if a panicking request poisoned its lock: the pay-outs that
-    /// became due by the sandbox clock are settled before anything reads it.
+    /// The ledger as of now, even if a panicking request poisoned its lock: the pay-outs and
+    /// pay-ins that became due by the sandbox clock are settled before anything reads it.
     pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
         let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
         ledger.settle_due(self.clock.now().timestamp_millis(), &self.knobs);

@@ -303,7 +303,7 @@ pub(crate) async fn payouts_create(
         status: Status::Created,
         result: None,
         execution_date: None,
-        debited_wallet_id: request.debited_wallet_id,
+        debited_wallet_id: Some(request.debited_wallet_id),
         credited_wallet_id: None,
         detail: Detail::Payout(Box::new(PayoutDetail {
             bank_account_id: request.bank_account_id,
@@ -317,10 +317,9 @@ pub(crate) async fn payouts_create(
         })),
     };
 
+    let wallet_id = record.debited_wallet_id.clone().unwrap_or_default();
     let mut ledger = sandbox.shared().ledger();
-    let balance = ledger
-        .wallet(&record.debited_wallet_id)
-        .map_or(0, |w| w.balance);
+    let balance = ledger.wallet(&wallet_id).map_or(0, |w| w.balance);
     if balance < record.debited_funds.amount {
         record.fail(UNSUFFICIENT_BALANCE.0, UNSUFFICIENT_BALANCE.1);
         if let Detail::Payout(detail) = &mut record.detail {
@@ -329,7 +328,7 @@ pub(crate) async fn payouts_create(
     } else if route == Route::Refused {
         record.fail(UNREACHABLE_BANK.0, UNREACHABLE_BANK.1);
     } else {
-        ledger.add_to_wallet(&record.debited_wallet_id, -record.debited_funds.amount);
+        ledger.add_to_wallet(&wallet_id, -record.debited_funds.amount);
         ledger.add_fees(&record.fees.currency, record.fees.amount);
         if route == Route::Instant {
             record.succeed(now.timestamp());

@@ -25,6 +25,7 @@ use super::faults::{self, Deferred, Faults};
 use super::idempotency::{self, HEADER as IDEMPOTENCY_HEADER};
 use super::{RequestRecord, Sandbox, auth, users};
 use super::{bank_accounts, kyc, recipients, ubo};
+use super::{cards, payins, refunds};
 use super::{control, payouts, transactions, transfers, wallets};
 
 /// The token endpoint, after normalization.
@@ -60,6 +61,7 @@ pub(crate) const FIXED_WORDS: &[&str] = &[
     "payins",
     "card",
     "direct",
+    "web",
     "bankwire",
     "refunds",
     "payouts",
@@ -116,6 +118,16 @@ fn with_path(uri: &Uri, path: &str) -> Uri {
         Err(_) => return uri.clone(),
     }
     Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+}
+
+/// `http://{Host}` of a request, for the URLs the sandbox hands out that point back at itself
+/// (`CardRegistrationURL`, `SecureModeRedirectURL`, `RedirectURL`).
+pub(crate) fn origin(headers: &axum::http::HeaderMap) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
 }
 
 /// The client a request counts against for rate limiting: the ClientId of the
@@ -440,6 +452,60 @@ pub fn router(sandbox: Sandbox) -> Router {
         .route(
             "/v2.01/{client_id}/payouts/{payout_id}",
             get(payouts::payouts_get),
+        )
+        .route(
+            "/v2.01/{client_id}/cardregistrations",
+            post(cards::card_registrations_create),
+        )
+        .route(
+            "/v2.01/{client_id}/cardregistrations/{registration_id}",
+            get(cards::card_registrations_get)
+                .put(cards::card_registrations_update)
+                .post(cards::card_registrations_finish),
+        )
+        .route(
+            "/v2.01/{client_id}/cards/{card_id}",
+            get(cards::cards_get).put(cards::cards_update),
+        )
+        .route(
+            "/v2.01/{client_id}/users/{user_id}/cards",
+            get(cards::users_cards_list),
+        )
+        .route(
+            "/v2.01/{client_id}/payins/card/direct",
+            post(payins::payins_card_direct_create),
+        )
+        .route(
+            "/v2.01/{client_id}/payins/card/direct/{payin_id}",
+            get(payins::payins_card_direct_get),
+        )
+        .route(
+            "/v2.01/{client_id}/payins/card/web",
+            post(payins::payins_card_web_create),
+        )
+        .route(
+            "/v2.01/{client_id}/payins/card/web/{payin_id}",
+            get(payins::payins_card_web_get),
+        )
+        .route(
+            "/v2.01/{client_id}/payins/bankwire/direct",
+            post(payins::payins_bankwire_create),
+        )
+        .route(
+            "/v2.01/{client_id}/payins/bankwire/direct/{payin_id}",
+            get(payins::payins_bankwire_get),
+        )
+        .route(
+            "/v2.01/{client_id}/payins/{payin_id}",
+            get(payins::payins_get),
+        )
+        .route(
+            "/v2.01/{client_id}/payins/{payin_id}/refunds",
+            get(refunds::payins_refunds_list).post(refunds::payins_refunds_create),
+        )
+        .route(
+            "/v2.01/{client_id}/refunds/{refund_id}",
+            get(refunds::refunds_get),
         )
         .route(
             "/v2.01/{client_id}/responses/{key}",

@@ -1166,8 +1166,8 @@ async fn sdk_headers_on_get_are_accepted() {
 async fn unknown_routes_answer_501_and_wrong_methods_405() {
     let h = start().await;
     for (method, path) in [
-        ("GET", "/v2.01/sandbox-client/cards/123"),
-        ("POST", "/v2.01/sandbox-client/payins/card/direct/"),
+        ("GET", "/v2.01/sandbox-client/preauthorizations/123"),
+        ("POST", "/v2.01/sandbox-client/payins/paypal/web/"),
         ("GET", "/elsewhere"),
         ("DELETE", "/v2.01/sandbox-client/users/natural/user_m_x"),
     ] {

@@ -1,8 +1,8 @@
-//! Transaction lists: a wallet's transfers and pay-outs (debited or credited), and those a
-//! user authored, with the reference's filters (`Status`, `ResultCode`, `Type`, `Nature`,
-//! `AfterDate`, `BeforeDate`), `Sort=CreationDate:ASC|DESC` and pagination; the list lag
-//! ([`crate::Knobs::set_list_lag`]) hides the newest. Also the paging helpers the money lists
-//! share.
+//! Transaction lists: a wallet's transactions (transfers, pay-outs, pay-ins and refunds,
+//! debited or credited), and those a user authored, with the reference's filters (`Status`,
+//! `ResultCode`, `Type`, `Nature`, `AfterDate`, `BeforeDate`), `Sort=CreationDate:ASC|DESC`
+//! and pagination; the list lag ([`crate::Knobs::set_list_lag`]) hides the newest. Also the
+//! paging helpers the money lists share.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -64,7 +64,7 @@ pub(crate) struct TransactionBase<'a> {
     kind: &'static str,
     nature: &'static str,
     credited_wallet_id: Option<&'a str>,
-    debited_wallet_id: &'a str,
+    debited_wallet_id: Option<&'a str>,
 }
 
 impl TransactionRecord {
@@ -85,7 +85,7 @@ impl TransactionRecord {
             kind: self.kind(),
             nature: self.nature(),
             credited_wallet_id: self.credited_wallet_id.as_deref(),
-            debited_wallet_id: &self.debited_wallet_id,
+            debited_wallet_id: self.debited_wallet_id.as_deref(),
         }
     }
 }
@@ -113,7 +113,7 @@ const NATURES: [&str; 4] = ["REGULAR", "REPUDIATION", "REFUND", "SETTLEMENT"];
 /// The filters of a transaction list. Each value filter holds the accepted values (`None`:
 /// no filter); several values come comma-separated or as repeated parameters.
 #[derive(Debug, Default)]
-struct TransactionFilter {
+pub(crate) struct TransactionFilter {
     statuses: Option<Vec<String>>,
     result_codes: Option<Vec<String>>,
     types: Option<Vec<String>>,
@@ -167,7 +167,7 @@ pub(crate) fn timestamp(name: &str, value: &str, errors: &mut FieldErrors) -> Op
 
 impl TransactionFilter {
     /// Reads the filters from the query, names in any case.
-    fn from_uri(uri: &Uri) -> Result<TransactionFilter, ApiError> {
+    pub(crate) fn from_uri(uri: &Uri) -> Result<TransactionFilter, ApiError> {
         let pairs: Vec<(String, String)> = Query::try_from_uri(uri)
             .map(|q: Query<Vec<(String, String)>>| q.0)
             .map_err(|err| ApiError::param_error("Query", err.body_text()))?;
@@ -205,7 +205,7 @@ impl TransactionFilter {
         }
     }
 
-    fn matches(&self, record: &TransactionRecord, bounds: DateFilterBounds) -> bool {
+    pub(crate) fn matches(&self, record: &TransactionRecord, bounds: DateFilterBounds) -> bool {
         let among = |accepted: &Option<Vec<String>>, value: &str| {
             accepted
                 .as_ref()
@@ -268,7 +268,7 @@ fn list(
     ))
 }
 
-/// `GET /v2.01/{ClientId}/wallets/{WalletId}/transactions`: the transfers and pay-outs that
+/// `GET /v2.01/{ClientId}/wallets/{WalletId}/transactions`: the transactions that
 /// debited or credited the wallet.
 pub(crate) async fn wallets_transactions_list(
     State(sandbox): State<Sandbox>,
@@ -281,13 +281,16 @@ pub(crate) async fn wallets_transactions_list(
     }
     list(
         &sandbox,
-        |r| r.debited_wallet_id == wallet_id || r.credited_wallet_id.as_ref() == Some(&wallet_id),
+        |r| {
+            r.debited_wallet_id.as_ref() == Some(&wallet_id)
+                || r.credited_wallet_id.as_ref() == Some(&wallet_id)
+        },
         &headers,
         &uri,
     )
 }
 
-/// `GET /v2.01/{ClientId}/users/{UserId}/transactions`: the transfers and pay-outs whose
+/// `GET /v2.01/{ClientId}/users/{UserId}/transactions`: the transactions whose
 /// `AuthorId` is the user, as the reference says.
 pub(crate) async fn users_transactions_list(
     State(sandbox): State<Sandbox>,

@@ -28,7 +28,7 @@ struct TransferView<'a> {
     sca_context: Option<&'a str>,
     id: &'a str,
     creation_date: i64,
-    debited_wallet_id: &'a str,
+    debited_wallet_id: Option<&'a str>,
     credited_wallet_id: Option<&'a str>,
     author_id: &'a str,
     credited_user_id: Option<&'a str>,
@@ -56,7 +56,7 @@ impl TransactionRecord {
             sca_context: detail.sca_context.as_deref(),
             id: &self.id,
             creation_date: self.creation_date,
-            debited_wallet_id: &self.debited_wallet_id,
+            debited_wallet_id: self.debited_wallet_id.as_deref(),
             credited_wallet_id: self.credited_wallet_id.as_deref(),
             author_id: &self.author_id,
             credited_user_id: self.credited_user_id.as_deref(),
@@ -84,12 +84,22 @@ impl TransactionRecord {
 /// Checks that the fees leave something to credit (the reference's wording of the refusal)
 /// and records the problem on `Fees`.
 pub(crate) fn check_fees(f: &mut Fields<'_>, debited: Option<&Money>, fees: Option<&Money>) {
+    check_fees_on(f, debited, fees, "Fees");
+}
+
+/// [`check_fees`], the problem recorded on `field` (e.g. `DeclaredFees`).
+pub(crate) fn check_fees_on(
+    f: &mut Fields<'_>,
+    debited: Option<&Money>,
+    fees: Option<&Money>,
+    field: &str,
+) {
     if let (Some(debited), Some(fees)) = (debited, fees)
         && debited.currency == fees.currency
         && fees.amount >= debited.amount
     {
         f.error(
-            "Fees",
+            field,
             "CreditedFunds must be more than 0 (DebitedFunds can not equal Fees)",
         );
     }
@@ -194,7 +204,7 @@ pub(crate) async fn transfers_create(
         status: Status::Created,
         result: None,
         execution_date: None,
-        debited_wallet_id: debited_wallet_id.clone(),
+        debited_wallet_id: Some(debited_wallet_id.clone()),
         credited_wallet_id: Some(credited_wallet_id.clone()),
         detail: Detail::Transfer(TransferDetail { sca_context }),
     };
