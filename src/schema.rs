@@ -463,6 +463,7 @@ diesel::table! {
         tag -> Nullable<Text>,
         mangopay_created_at -> Nullable<Timestamp>,
         mangopay_id -> Nullable<Text>,
+        create_idempotency_key -> Nullable<Text>,
         sync_state -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,

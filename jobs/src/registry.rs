@@ -377,7 +377,10 @@ mod tests {
                 "mangopay_transfers",
                 "mangopay_pay_outs",
                 "mangopay_documents",
-                "mangopay_ubo_declarations"
+                "mangopay_ubo_declarations",
+                "mangopay_card_registrations",
+                "mangopay_pay_ins",
+                "mangopay_refunds"
             ]
         );
         assert_eq!(r.sweeps[4].update, None);

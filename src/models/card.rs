@@ -260,6 +260,10 @@ impl MangopayCardRegistration {
                 id,
             })?
             .to_owned();
+        if self.facts.mangopay_card_id.is_some() {
+            // Mangopay made the card already (an earlier call stopped before recording it).
+            return self.card_from_answer(db, client, card_holder_name).await;
+        }
         if self.status() != Some(&CardRegistrationStatus::Created) {
             return Err(self.not_completable());
         }
@@ -583,13 +587,7 @@ impl Resource for MangopayCardRegistration {
 
     fn listing(&self) -> Listing {
         // Mangopay lists no card registrations; one left unused moves no money.
-        Listing {
-            path: String::new(),
-            date_filters: false,
-            filters: Vec::new(),
-            item_path: None,
-            untagged: false,
-        }
+        Listing::unlisted()
     }
 
     fn check_found(&self, found: &Value) -> Result<(), String> {
@@ -876,13 +874,7 @@ impl Resource for MangopayCard {
     }
 
     fn listing(&self) -> Listing {
-        Listing {
-            path: String::new(),
-            date_filters: false,
-            filters: Vec::new(),
-            item_path: None,
-            untagged: false,
-        }
+        Listing::unlisted()
     }
 
     fn check_found(&self, _found: &Value) -> Result<(), String> {

@@ -347,10 +347,17 @@ fn pay_in_parent(
         );
         return Err(Error::Validation(e));
     };
-    // Every other refund of the pay-in that did not fail (sent, in flight or not sent yet).
+    // Every other refund of the pay-in that did not fail (sent, in flight or not sent yet). A
+    // row `failed` while it still holds a key waits for an operator: Mangopay may have made
+    // its refund, so it counts too.
     let others = refunds::table
         .filter(refunds::pay_in_id.eq(id))
-        .filter(refunds::sync_state.ne("failed"))
+        .filter(
+            refunds::sync_state
+                .ne("failed")
+                .or(refunds::mangopay_id.is_not_null())
+                .or(refunds::create_idempotency_key.is_not_null()),
+        )
         .filter(refunds::status.is_null().or(refunds::status.ne("FAILED")))
         .select((
             refunds::id,

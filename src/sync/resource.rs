@@ -66,6 +66,19 @@ pub struct Listing {
     pub untagged: bool,
 }
 
+impl Listing {
+    /// No listing: Mangopay does not list objects of this kind (see [`Listing::path`]).
+    pub fn unlisted() -> Listing {
+        Listing {
+            path: String::new(),
+            date_filters: false,
+            filters: Vec::new(),
+            item_path: None,
+            untagged: false,
+        }
+    }
+}
+
 /// A Mangopay resource kept in a table of its own (or a family of tables), synced by the core.
 ///
 /// Implementing it is what adding a resource means, with its migration (the table carries the

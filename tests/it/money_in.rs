@@ -538,3 +538,67 @@ both_backends!(a_deactivated_card_is_not_charged, |env: Env| async move {
     );
     assert_eq!(requests_to(&env, "POST", "payins"), 0);
 });
+
+both_backends!(
+    a_refund_waiting_for_an_operator_still_counts_against_the_pay_in,
+    |env: Env| async move {
+        let (user, wallet, card) = payer(&env, "operator@example.com", CARD_OK).await;
+        let mut pay_in = card_pay_in(user, &wallet, &card, 10_000);
+        pay_in.create(&env.db, &env.client).await.unwrap();
+        let mut first =
+            MangopayRefund::partial(pay_in.id().unwrap(), user, eur(6_000), eur(0)).unwrap();
+        first.save(&env.db).await.unwrap();
+        // Its outcome could not be settled: failed, its key kept for an operator. Mangopay
+        // may have made it.
+        env.sql(&format!(
+            "UPDATE mangopay_refunds SET sync_state = 'failed', \
+             create_idempotency_key = '00000000-0000-4000-8000-000000000001' WHERE id = {}",
+            first.id().unwrap()
+        ))
+        .await;
+        let err = MangopayRefund::partial(pay_in.id().unwrap(), user, eur(6_000), eur(0))
+            .unwrap()
+            .create(&env.db, &env.client)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Validation(e) if e.has("debited_funds.amount")),
+            "{err}"
+        );
+        assert_eq!(requests_to(&env, "POST", "refunds"), 0);
+    }
+);
+
+both_backends!(
+    completing_a_registration_whose_card_was_not_recorded_records_it,
+    |env: Env| async move {
+        let user = created_user(&env, "crashed@example.com").await.id.unwrap();
+        let mut registration =
+            MangopayCardRegistration::new(user, eur(0).currency, CardType::CbVisaMastercard)
+                .unwrap();
+        registration.create(&env.db, &env.client).await.unwrap();
+        let data = tokenize(&registration.preregistration_data().unwrap(), CARD_OK).await;
+        let card = registration
+            .complete(&env.db, &env.client, &data, None)
+            .await
+            .unwrap();
+        // As if the process stopped after Mangopay's answer was recorded, before the card was.
+        env.sql(&format!(
+            "UPDATE mangopay_card_registrations SET card_id = NULL WHERE id = {}",
+            registration.id().unwrap()
+        ))
+        .await;
+        env.sql(&format!(
+            "DELETE FROM mangopay_cards WHERE id = {}",
+            card.id().unwrap()
+        ))
+        .await;
+        let again = registration
+            .complete(&env.db, &env.client, &data, None)
+            .await
+            .unwrap();
+        assert_eq!(again.mangopay_id(), card.mangopay_id());
+        assert!(again.facts().alias.is_some());
+        assert_eq!(requests_to(&env, "PUT", "cardregistrations"), 1);
+    }
+);
