@@ -17,6 +17,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long after sending a create whose outcome is unknown the library trusts Mangopay's
 /// lists to show the object if it exists, unless configured otherwise.
 pub const DEFAULT_RECONCILE_AFTER: Duration = Duration::from_secs(300);
+/// How long after a direct card pay-in is saved its create may still be sent, unless
+/// configured otherwise.
+pub const DEFAULT_CARD_PAYMENT_WINDOW: Duration = Duration::from_secs(600);
 
 /// A configuration value that is missing or invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,6 +165,7 @@ pub struct ClientConfig {
     uk_tenant: bool,
     timeout: Duration,
     reconcile_after: Duration,
+    card_payment_window: Duration,
 }
 
 impl ClientConfig {
@@ -179,13 +183,14 @@ impl ClientConfig {
             uk_tenant: false,
             timeout: DEFAULT_TIMEOUT,
             reconcile_after: DEFAULT_RECONCILE_AFTER,
+            card_payment_window: DEFAULT_CARD_PAYMENT_WINDOW,
         }
     }
 
     /// Reads `MANGOPAY_CLIENT_ID`, `MANGOPAY_API_KEY` (or `MANGOPAY_PASSPHRASE`, the name
     /// django-mangopay used), `MANGOPAY_BASE_URL`, `MANGOPAY_DEBUG`,
-    /// `MANGOPAY_DEBUG_PERSONAL_DATA`, `MANGOPAY_UK_HEADER_FLAG`, `MANGOPAY_TIMEOUT_SECS` and
-    /// `MANGOPAY_RECONCILE_AFTER_SECS`.
+    /// `MANGOPAY_DEBUG_PERSONAL_DATA`, `MANGOPAY_UK_HEADER_FLAG`, `MANGOPAY_TIMEOUT_SECS`,
+    /// `MANGOPAY_RECONCILE_AFTER_SECS` and `MANGOPAY_CARD_PAYMENT_WINDOW_SECS`.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&env_var)
     }
@@ -233,12 +238,22 @@ impl ClientConfig {
             })?;
             builder = builder.reconcile_after(Duration::from_secs(secs));
         }
+        if let Some(v) = env("MANGOPAY_CARD_PAYMENT_WINDOW_SECS")? {
+            let secs: u64 = v.parse().ok().ok_or_else(|| {
+                ConfigError::new(
+                    "MANGOPAY_CARD_PAYMENT_WINDOW_SECS",
+                    format!("`{v}` is not a number of seconds"),
+                )
+            })?;
+            builder = builder.card_payment_window(Duration::from_secs(secs));
+        }
         builder.build().map_err(|e| {
             let var = match e.setting {
                 "client_id" => "MANGOPAY_CLIENT_ID",
                 "api_key" => key_var,
                 "base_url" => "MANGOPAY_BASE_URL",
                 "reconcile_after" => "MANGOPAY_RECONCILE_AFTER_SECS",
+                "card_payment_window" => "MANGOPAY_CARD_PAYMENT_WINDOW_SECS",
                 other => other,
             };
             e.renamed(var)
@@ -289,6 +304,16 @@ impl ClientConfig {
     pub fn reconcile_after(&self) -> Duration {
         self.reconcile_after
     }
+
+    /// How long after a direct card pay-in is saved its create may still be sent (default 10
+    /// minutes): the cardholder is at the checkout, and their browser's details
+    /// (`BrowserInfo`) are for this session. Past it the create is never sent again, neither
+    /// its key resent nor a new key after Mangopay proved nothing was created: the row is
+    /// `failed` ([`Error::SendWindowPassed`](crate::Error::SendWindowPassed)), and a card is
+    /// never charged hours after its holder left (a worker backlog, a retry after an outage).
+    pub fn card_payment_window(&self) -> Duration {
+        self.card_payment_window
+    }
 }
 
 /// Builds a [`ClientConfig`] in code; `build` checks every value.
@@ -302,6 +327,7 @@ pub struct ClientConfigBuilder {
     uk_tenant: bool,
     timeout: Duration,
     reconcile_after: Duration,
+    card_payment_window: Duration,
 }
 
 impl ClientConfigBuilder {
@@ -346,6 +372,13 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// How long after a direct card pay-in is saved its create may still be sent (default 10
+    /// minutes, at most 23 hours). See [`ClientConfig::card_payment_window`].
+    pub fn card_payment_window(mut self, window: Duration) -> Self {
+        self.card_payment_window = window;
+        self
+    }
+
     /// Checks every value and returns the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
         let id = self.client_id.trim();
@@ -374,6 +407,14 @@ impl ClientConfigBuilder {
                  could conclude that nothing was created while it is being created",
             ));
         }
+        if self.card_payment_window < Duration::from_secs(1)
+            || self.card_payment_window > Duration::from_secs(23 * 3600)
+        {
+            return Err(ConfigError::new(
+                "card_payment_window",
+                "must be a second to 23 hours (Mangopay keeps an idempotency key for 24 hours)",
+            ));
+        }
         Ok(ClientConfig {
             client_id: id.to_owned(),
             api_key: self.api_key,
@@ -383,6 +424,7 @@ impl ClientConfigBuilder {
             uk_tenant: self.uk_tenant,
             timeout: self.timeout,
             reconcile_after: self.reconcile_after,
+            card_payment_window: self.card_payment_window,
         })
     }
 }
@@ -577,6 +619,16 @@ mod tests {
         ];
         let ok = cfg(&base).unwrap();
         assert_eq!(ok.base_url().as_str(), "https://api.sandbox.mangopay.com/");
+        assert_eq!(ok.card_payment_window(), DEFAULT_CARD_PAYMENT_WINDOW);
+        let window = cfg(&[
+            base[0],
+            base[1],
+            ("MANGOPAY_CARD_PAYMENT_WINDOW_SECS", "120"),
+        ]);
+        assert_eq!(
+            window.unwrap().card_payment_window(),
+            Duration::from_secs(120)
+        );
         assert!(!ok.debug() && !ok.uk_header_flag() && !ok.debug_personal_data());
         let passphrase = cfg(&[("MANGOPAY_CLIENT_ID", "c"), ("MANGOPAY_PASSPHRASE", "p")]).unwrap();
         assert_eq!(passphrase.api_key().expose_secret(), "p");
@@ -594,6 +646,9 @@ mod tests {
             ("MANGOPAY_DEBUG_PERSONAL_DATA", "sometimes"),
             ("MANGOPAY_UK_HEADER_FLAG", "2"),
             ("MANGOPAY_TIMEOUT_SECS", "0"),
+            ("MANGOPAY_CARD_PAYMENT_WINDOW_SECS", "0"),
+            ("MANGOPAY_CARD_PAYMENT_WINDOW_SECS", "90000"),
+            ("MANGOPAY_CARD_PAYMENT_WINDOW_SECS", "soon"),
             ("MANGOPAY_CLIENT_ID", "has space"),
         ] {
             let mut vars = base.to_vec();

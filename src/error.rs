@@ -151,6 +151,23 @@ pub enum Error {
         /// The Mangopay ids carrying the row's tag, if any.
         candidates: Vec<String>,
     },
+    /// A create that must reach Mangopay while its requester waits (a direct card pay-in: the
+    /// cardholder at the checkout) was not sent within its window
+    /// ([`ClientConfig::card_payment_window`](crate::config::ClientConfig::card_payment_window)),
+    /// and Mangopay has nothing for it (never sent, or no object carries its tag). The row is
+    /// `failed`, without a key, and is never sent: the application asks the cardholder again
+    /// and saves a new pay-in.
+    #[error(
+        "{model} {id}: not sent within {window_secs} s of being saved, and Mangopay has          nothing for it: not sent again, so a card is never charged after its holder left"
+    )]
+    SendWindowPassed {
+        /// The model's name.
+        model: &'static str,
+        /// The local id.
+        id: i64,
+        /// The window, in seconds.
+        window_secs: u64,
+    },
     /// `adopt` was refused: what Mangopay holds contradicts it.
     #[error("{model} {id}: cannot adopt {mangopay_id}: {reason}")]
     AdoptRefused {
@@ -231,6 +248,7 @@ impl Error {
             | Error::NotCreated { .. }
             | Error::ParentNotUsable { .. }
             | Error::WrongState { .. }
+            | Error::SendWindowPassed { .. }
             | Error::NeedsOperator { .. }
             | Error::AdoptRefused { .. }
             | Error::ReleaseRefused { .. }

@@ -110,7 +110,7 @@ impl Registry {
     /// The library's job types: every resource's create and update jobs, and the follow jobs
     /// of pay-outs ([`Polling::pay_outs`]: the next weekday, 10 checks), recipients
     /// ([`Polling::recipients`]: every 10 minutes for a day) and pay-ins
-    /// ([`Polling::pay_ins`]: from 30 s, doubling up to an hour, for about two weeks).
+    /// ([`Polling::pay_ins`]: from 30 s, doubling up to an hour, for about 35 days).
     pub fn standard() -> Registry {
         Registry::standard_polling(
             Polling::pay_outs(),

@@ -26,7 +26,9 @@ use super::user::validate_tag;
 use crate::db::{AnyConnection, MultiBackend};
 use crate::schema::{mangopay_card_registrations as registrations, mangopay_cards as cards};
 use crate::sync::body::CreateBody;
-use crate::sync::{ApiRequest, Listing, Resource, Scope, SyncInfo, SyncTable, UpdateRequest};
+use crate::sync::{
+    ApiRequest, Lease, Listing, Resource, Scope, SyncInfo, SyncTable, UpdateRequest,
+};
 use crate::validate::{CurrencyCode, FieldErrorKind, ValidationErrors};
 use crate::{Db, Error, MangopayClient};
 
@@ -229,7 +231,9 @@ impl MangopayCardRegistration {
     /// Malformed data is refused before anything is sent. Registration data Mangopay refuses
     /// leaves the registration `ERROR` with its result code ([`Error::WrongState`] says it);
     /// register again. Safe to call again: once the card was made, the same card is
-    /// returned. The registration data is sent, never stored.
+    /// returned. The registration is held for the whole call: a second call meanwhile (a
+    /// double submit, another worker) gets [`Error::Busy`] and sends nothing. The
+    /// registration data is sent, never stored.
     pub async fn complete(
         &mut self,
         db: &Db,
@@ -249,6 +253,25 @@ impl MangopayCardRegistration {
         let id = self.id.ok_or(Error::NotSaved {
             model: <Self as Resource>::MODEL,
         })?;
+        let lease = Lease::random();
+        crate::sync::hold(db, client, CARD_REGISTRATIONS, id, &lease).await?;
+        let result = self
+            .complete_held(db, client, id, registration_data, card_holder_name)
+            .await;
+        let released = crate::sync::release(db, CARD_REGISTRATIONS, id, &lease).await;
+        let card = result?;
+        released?;
+        Ok(card)
+    }
+
+    async fn complete_held(
+        &mut self,
+        db: &Db,
+        client: &MangopayClient,
+        id: i64,
+        registration_data: &str,
+        card_holder_name: Option<&str>,
+    ) -> Result<MangopayCard, Error> {
         *self = Self::get(db, id).await?;
         if let Some(card) = self.recorded_card(db).await? {
             return Ok(card);
@@ -278,8 +301,8 @@ impl MangopayCardRegistration {
             Ok(answer) => {
                 crate::sync::record_answer(db, self.clone(), id, answer).await?;
             }
-            // The answer may be lost after Mangopay made the card, or another call completed
-            // it first: what Mangopay holds now says.
+            // The answer may be lost after Mangopay made the card: what Mangopay holds now
+            // says.
             Err(error) => {
                 tracing::warn!(id, %error, "completing the card registration failed; reading it back");
                 self.refresh(db, client).await?;
@@ -302,12 +325,8 @@ impl MangopayCardRegistration {
         let Some(card_mangopay_id) = self.facts.mangopay_card_id.clone() else {
             return Err(self.not_completable());
         };
-        let mut card = self
-            .save_card_id(db, &card_mangopay_id, card_holder_name)
-            .await?;
-        card.request_card_info(db, client).await?;
-        *self = Self::get(db, self.id.unwrap_or_default()).await?;
-        Ok(card)
+        self.record_card(db, client, &card_mangopay_id, card_holder_name)
+            .await
     }
 
     /// The card this registration already made, if its row exists.
@@ -336,11 +355,15 @@ impl MangopayCardRegistration {
     }
 
     /// Records `card_mangopay_id` as the card this registration made (django-mangopay's
-    /// `save_mangopay_card_id`): the card's row is made (or found: one row per Mangopay card)
-    /// and linked. Its details are read by [`MangopayCard::request_card_info`].
+    /// `save_mangopay_card_id`): the card is read from Mangopay (`GET /cards/{Id}`) and must
+    /// belong to the registration's user, in its currency; its row is made (or found: one row
+    /// per Mangopay card) with its details, and linked. A registration that already made
+    /// another card is refused ([`Error::WrongState`]): its card id is never overwritten.
+    /// [`complete`](Self::complete) does this on its own.
     pub async fn save_card_id(
         &mut self,
         db: &Db,
+        client: &MangopayClient,
         card_mangopay_id: &str,
         card_holder_name: Option<&str>,
     ) -> Result<MangopayCard, Error> {
@@ -352,7 +375,76 @@ impl MangopayCardRegistration {
             "card_mangopay_id",
             crate::validate::name(card_mangopay_id, 128),
         );
+        if let Some(name) = card_holder_name {
+            e.check("card_holder_name", crate::validate::name(name, 255));
+        }
         e.into_result()?;
+        let lease = Lease::random();
+        crate::sync::hold(db, client, CARD_REGISTRATIONS, id, &lease).await?;
+        let result = self
+            .record_card(db, client, card_mangopay_id, card_holder_name)
+            .await;
+        let released = crate::sync::release(db, CARD_REGISTRATIONS, id, &lease).await;
+        let card = result?;
+        released?;
+        Ok(card)
+    }
+
+    /// [`save_card_id`](Self::save_card_id), the registration held by the caller.
+    async fn record_card(
+        &mut self,
+        db: &Db,
+        client: &MangopayClient,
+        card_mangopay_id: &str,
+        card_holder_name: Option<&str>,
+    ) -> Result<MangopayCard, Error> {
+        let id = self.id.ok_or(Error::NotSaved {
+            model: <Self as Resource>::MODEL,
+        })?;
+        *self = Self::get(db, id).await?;
+        let wrong = |reason: String| Error::WrongState {
+            model: <Self as Resource>::MODEL,
+            id,
+            reason,
+        };
+        if let Some(made) = self.facts.mangopay_card_id.as_deref()
+            && made != card_mangopay_id
+        {
+            return Err(wrong(format!(
+                "the registration made card {made}, not {card_mangopay_id}"
+            )));
+        }
+        if let Some(card) = self.recorded_card(db).await?
+            && card.mangopay_id() == Some(card_mangopay_id)
+        {
+            return Ok(card);
+        }
+        let owner = self
+            .user
+            .created(
+                <Self as Resource>::MODEL,
+                "user_id",
+                "MangopayUser",
+                self.user_id,
+            )?
+            .to_owned();
+        // The card must be this user's at Mangopay, in the registration's currency.
+        let payload = client.get(&format!("cards/{card_mangopay_id}")).await?;
+        let user_at_mangopay = payload.get("UserId").and_then(Value::as_str);
+        if user_at_mangopay != Some(owner.as_str()) {
+            return Err(wrong(format!(
+                "card {card_mangopay_id} belongs to {}, not to the registration's user {owner}",
+                user_at_mangopay.unwrap_or("nobody")
+            )));
+        }
+        let currency = payload.get("Currency").and_then(Value::as_str);
+        if currency != Some(self.currency.as_str()) {
+            return Err(wrong(format!(
+                "card {card_mangopay_id} is in {}, not {}",
+                currency.unwrap_or("no currency"),
+                self.currency
+            )));
+        }
         let (user_id, currency, card_type, tag) = (
             self.user_id,
             self.currency.to_string(),
@@ -364,49 +456,59 @@ impl MangopayCardRegistration {
         let card_id = db
             .write(move |conn| {
                 let now = crate::sync::now();
-                let existing = cards::table
+                // One row per Mangopay card, whoever records it first.
+                crate::sync::store::query(
+                    conn,
+                    "INSERT INTO mangopay_cards (user_id, currency, card_type,                        card_holder_name, tag, mangopay_id, sync_state, created_at, updated_at)                      VALUES ($1, $2, $3, $4, $5, $6, 'synced', $7, $7)                      ON CONFLICT (mangopay_id) DO NOTHING"
+                        .into(),
+                )
+                .bind::<diesel::sql_types::BigInt, _>(user_id)
+                .bind::<diesel::sql_types::Text, _>(currency)
+                .bind::<diesel::sql_types::Text, _>(card_type)
+                .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(holder)
+                .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(tag)
+                .bind::<diesel::sql_types::Text, _>(&wanted)
+                .bind::<diesel::sql_types::Timestamp, _>(now)
+                .execute(conn)?;
+                let (card_id, owner) = cards::table
                     .filter(cards::mangopay_id.eq(&wanted))
                     .select((cards::id, cards::user_id))
-                    .first::<(i64, i64)>(conn)
-                    .optional()?;
-                let card_id = match existing {
-                    Some((card_id, owner)) if owner == user_id => card_id,
-                    Some((card_id, owner)) => {
-                        return Err(Error::WrongState {
-                            model: "MangopayCardRegistration",
-                            id,
-                            reason: format!(
-                                "card {wanted} is row {card_id} of user {owner}, not of user \
-                                 {user_id}"
-                            ),
-                        });
-                    }
-                    None => diesel::insert_into(cards::table)
-                        .values((
-                            cards::user_id.eq(user_id),
-                            cards::currency.eq(Some(currency)),
-                            cards::card_type.eq(Some(card_type)),
-                            cards::card_holder_name.eq(holder),
-                            cards::tag.eq(tag),
-                            cards::mangopay_id.eq(Some(&wanted)),
-                            cards::sync_state.eq("synced"),
-                            cards::created_at.eq(now),
-                            cards::updated_at.eq(now),
-                        ))
-                        .returning(cards::id)
-                        .get_result::<i64>(conn)?,
-                };
-                diesel::update(registrations::table.find(id))
-                    .set((
-                        registrations::card_id.eq(Some(card_id)),
-                        registrations::mangopay_card_id.eq(Some(&wanted)),
-                    ))
-                    .execute(conn)?;
+                    .first::<(i64, i64)>(conn)?;
+                if owner != user_id {
+                    return Err(Error::WrongState {
+                        model: "MangopayCardRegistration",
+                        id,
+                        reason: format!(
+                            "card {wanted} is row {card_id} of user {owner}, not of user                              {user_id}"
+                        ),
+                    });
+                }
+                // Never over another card this registration made.
+                let linked = diesel::update(
+                    registrations::table.find(id).filter(
+                        registrations::mangopay_card_id
+                            .is_null()
+                            .or(registrations::mangopay_card_id.eq(&wanted)),
+                    ),
+                )
+                .set((
+                    registrations::card_id.eq(Some(card_id)),
+                    registrations::mangopay_card_id.eq(Some(&wanted)),
+                ))
+                .execute(conn)?;
+                if linked == 0 {
+                    return Err(Error::WrongState {
+                        model: "MangopayCardRegistration",
+                        id,
+                        reason: "the registration made another card meanwhile".into(),
+                    });
+                }
                 Ok::<_, Error>(card_id)
             })
             .await?;
-        self.facts.card_id = Some(card_id);
-        self.facts.mangopay_card_id = Some(card_mangopay_id.to_owned());
+        let card = MangopayCard::get(db, card_id).await?;
+        crate::sync::record_answer(db, card, card_id, payload).await?;
+        *self = Self::get(db, id).await?;
         MangopayCard::get(db, card_id).await
     }
 
@@ -539,12 +641,25 @@ impl Resource for MangopayCardRegistration {
         p: &Value,
         scope: Scope,
     ) -> QueryResult<()> {
-        // `RegistrationData` is never read: it stays out of the database.
+        // `RegistrationData` is never read: it stays out of the database. The tokenization
+        // credentials are kept only while the registration can still be completed.
+        let status = read::text(p, "Status");
+        let spent = matches!(
+            status.as_ref().and_then(Option::as_deref),
+            Some("VALIDATED" | "ERROR")
+        );
+        let credential = |key: &str| {
+            if spent {
+                Some(None)
+            } else {
+                read::text(p, key)
+            }
+        };
         let changes = RegistrationFromApi {
-            access_key: read::text(p, "AccessKey"),
-            preregistration_data: read::text(p, "PreregistrationData"),
+            access_key: credential("AccessKey"),
+            preregistration_data: credential("PreregistrationData"),
             card_registration_url: read::text(p, "CardRegistrationURL"),
-            status: read::text(p, "Status"),
+            status,
             result_code: read::text(p, "ResultCode"),
             result_message: read::text(p, "ResultMessage"),
             // A card once made stays this registration's.
@@ -708,8 +823,9 @@ impl MangopayCard {
     }
 
     /// Deactivates the card at Mangopay (`PUT /cards/{Id}` with `Active: false`), for good:
-    /// it can no longer be charged, and Mangopay cannot reactivate it. Records the answer.
-    /// A card already inactive sends nothing.
+    /// it can no longer be charged, and Mangopay cannot reactivate it. Records the answer;
+    /// when the answer is lost, the card is read back. A card already inactive sends
+    /// nothing, and no later answer makes the row active again.
     pub async fn deactivate(&mut self, db: &Db, client: &MangopayClient) -> Result<(), Error> {
         let id = self.id.ok_or(Error::NotSaved {
             model: <Self as Resource>::MODEL,
@@ -725,10 +841,23 @@ impl MangopayCard {
                 id,
             })?
             .to_owned();
-        let answer = client
-            .put(&format!("cards/{mangopay_id}"), &json!({ "Active": false }))
-            .await?;
-        crate::sync::record_answer(db, self.clone(), id, answer).await?;
+        let path = format!("cards/{mangopay_id}");
+        let put = super::bank_account::put_and_record::<Self>(
+            db,
+            client,
+            id,
+            &path,
+            &json!({ "Active": false }),
+        )
+        .await;
+        if let Err(error @ Error::Api(_)) = put {
+            // The answer may be lost after Mangopay deactivated the card: read it back.
+            tracing::warn!(id, %error, "deactivating the card failed; reading it back");
+            self.request_card_info(db, client).await?;
+            *self = Self::get(db, id).await?;
+            return if self.active { Err(error) } else { Ok(()) };
+        }
+        put?;
         *self = Self::get(db, id).await?;
         Ok(())
     }
@@ -845,7 +974,9 @@ impl Resource for MangopayCard {
             country: read::text(p, "Country"),
             product: read::text(p, "Product"),
             bank_code: read::text(p, "BankCode"),
-            active: read::boolean(p, "Active"),
+            // Deactivation is for good: an answer read before it (a slow `GET`) must not
+            // write the card back to active.
+            active: read::boolean(p, "Active").filter(|active| !active),
             validity: read::text(p, "Validity"),
             fingerprint: read::text(p, "Fingerprint"),
             mangopay_created_at: read::timestamp(p, "CreationDate"),

@@ -29,6 +29,30 @@ use crate::sync::{ApiRequest, Listing, Resource, Scope, SyncInfo, SyncTable, Upd
 use crate::validate::{FieldErrorKind, ValidationErrors};
 use crate::{Db, Error, MangopayClient};
 
+/// Whether the answer's `key` funds are in `currency` (a bank wire not received yet answers
+/// placeholder funds in `XXX`).
+pub(crate) fn in_currency(p: &Value, key: &str, currency: crate::validate::CurrencyCode) -> bool {
+    p.get(key)
+        .and_then(|m| m.get("Currency"))
+        .and_then(Value::as_str)
+        == Some(currency.as_str())
+}
+
+/// What a settled pay-in actually took, from Mangopay's answer: `(debited, fees)`, when the
+/// answer holds them in `currency` (a bank wire's received funds may differ from those
+/// declared).
+pub(crate) fn settled_amounts(
+    payload: &Value,
+    currency: crate::validate::CurrencyCode,
+) -> Option<(i64, i64)> {
+    let amount = |key: &str| {
+        in_currency(payload, key, currency)
+            .then(|| payload[key].get("Amount").and_then(Value::as_i64))
+            .flatten()
+    };
+    Some((amount("DebitedFunds")?, amount("Fees")?))
+}
+
 /// The table holding every pay-in's sync columns.
 pub const PAY_INS: SyncTable = SyncTable::new("mangopay_pay_ins");
 
@@ -760,7 +784,10 @@ impl Resource for MangopayPayIn {
             status: f.status,
             result_code: f.result_code,
             result_message: f.result_message,
-            credited_amount: f.credited_amount,
+            // A bank wire not received yet shows placeholder funds (`XXX`, 0): not an amount.
+            credited_amount: f
+                .credited_amount
+                .filter(|_| in_currency(p, "CreditedFunds", self.debited_funds.currency)),
             execution_date: f.execution_date,
             mangopay_created_at: f.mangopay_created_at,
             secure_mode_needed: p
@@ -799,6 +826,14 @@ impl Resource for MangopayPayIn {
 
     fn after_failed_hook(&self, conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
         follow::owe_check_now(conn, PAY_INS, id)
+    }
+
+    /// A direct card pay-in is sent while its cardholder is at the checkout, within
+    /// [`ClientConfig::card_payment_window`](crate::config::ClientConfig::card_payment_window)
+    /// of being saved, or never: a worker backlog or a retry after an outage must not charge
+    /// a card hours later. Web pay-ins and bank wires only open a payment: no window.
+    fn send_window(&self, config: &crate::config::ClientConfig) -> Option<std::time::Duration> {
+        matches!(self.method, PayInMethod::CardDirect { .. }).then(|| config.card_payment_window())
     }
 
     fn create_request(&self, tag: Option<&str>) -> Result<ApiRequest, Error> {

@@ -66,6 +66,8 @@ struct PayInParent {
     debited: i64,
     fees: i64,
     currency: String,
+    /// The Mangopay id of the wallet the pay-in credited (the refund debits it).
+    wallet: Option<String>,
     /// What other refunds not failed already take: debited funds and fees given back.
     /// `None`: one of them is a full refund.
     taken: Option<(i64, i64)>,
@@ -317,16 +319,13 @@ impl MangopayRefund {
     }
 }
 
-/// The pay-in `id` as a refund `refund_id` needs it, its row locked until the transaction
-/// ends (two refunds of one pay-in are checked one after the other).
+/// The pay-in `id` as a refund `refund_id` needs it, with what its other refunds took. A
+/// write locks the pay-in first ([`Resource::lock_parents`]).
 fn pay_in_parent(
     conn: &mut AnyConnection,
     id: i64,
     refund_id: Option<i64>,
 ) -> Result<PayInParent, Error> {
-    diesel::update(pay_ins::table.find(id))
-        .set(pay_ins::updated_at.eq(pay_ins::updated_at))
-        .execute(conn)?;
     let found = pay_ins::table
         .find(id)
         .select((
@@ -339,7 +338,7 @@ fn pay_in_parent(
         ))
         .first::<(Option<String>, Option<String>, i64, i64, String, i64)>(conn)
         .optional()?;
-    let Some((mangopay_id, status, debited, fees, currency, author)) = found else {
+    let Some((mangopay_id, status, mut debited, mut fees, currency, author)) = found else {
         let mut e = ValidationErrors::new();
         e.push(
             "pay_in_id",
@@ -347,6 +346,18 @@ fn pay_in_parent(
         );
         return Err(Error::Validation(e));
     };
+    // What the pay-in actually took, as Mangopay last said: a bank wire's received funds
+    // may differ from those declared.
+    let payload = crate::sync::store::load(conn, super::pay_in::PAY_INS, id)?
+        .and_then(|row| row.api_payload)
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+    if status.as_deref() == Some("SUCCEEDED")
+        && let Some((d, f)) = payload
+            .as_ref()
+            .and_then(|p| super::pay_in::settled_amounts(p, stored_currency(&currency)))
+    {
+        (debited, fees) = (d, f);
+    }
     // Every other refund of the pay-in that did not fail (sent, in flight or not sent yet). A
     // row `failed` while it still holds a key waits for an operator: Mangopay may have made
     // its refund, so it counts too.
@@ -390,6 +401,11 @@ fn pay_in_parent(
         debited,
         fees,
         currency,
+        wallet: payload
+            .as_ref()
+            .and_then(|p| p.get("CreditedWalletId"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         taken,
     })
 }
@@ -451,16 +467,28 @@ impl Resource for MangopayRefund {
         }))
     }
 
+    const LOCKS_PARENTS: bool = true;
+
+    /// Locks the pay-in's row until the transaction ends: two refunds of one pay-in are
+    /// checked one after the other.
+    fn lock_parents(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        diesel::update(pay_ins::table.find(self.pay_in_id))
+            .set(pay_ins::updated_at.eq(pay_ins::updated_at))
+            .execute(conn)
+            .map(drop)
+    }
+
     fn resolve(&mut self, conn: &mut AnyConnection) -> Result<(), Error> {
         self.parents = Parents {
             author: parent::user(conn, "author_id", self.author_id)?,
             pay_in: pay_in_parent(conn, self.pay_in_id, self.id)?,
         };
-        if self.id.is_none() {
-            // A new refund is checked against the pay-in before it is written.
-            self.check_refundable()?;
-        }
         Ok(())
+    }
+
+    /// A refund not sent yet is checked against the pay-in before it is written.
+    fn check_before_save(&self) -> Result<(), Error> {
+        self.check_refundable()
     }
 
     fn parents_ready(&self) -> Result<(), Error> {
@@ -589,7 +617,7 @@ impl Resource for MangopayRefund {
             Some((debited, _)) => check_transaction(
                 found,
                 "PAYOUT",
-                found.get("DebitedWalletId").and_then(Value::as_str),
+                self.parents.pay_in.wallet.as_deref(),
                 debited,
             ),
             None => Ok(()),

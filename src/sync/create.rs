@@ -37,6 +37,25 @@ enum Step {
     LookUp,
     /// Settle the outcome by listing the resource.
     Reconcile,
+    /// The key was never sent and the row's send window has passed: fail it.
+    Expire,
+    /// The key was never sent and the row cannot be sent as it is: fail it with the reason.
+    Refuse(Error),
+}
+
+/// Whether the row's send window ([`Resource::send_window`]) has passed at `at`.
+fn window_passed<R: Resource>(
+    model: &R,
+    config: &crate::config::ClientConfig,
+    created_at: Option<NaiveDateTime>,
+    at: NaiveDateTime,
+) -> bool {
+    let Some(window) = model.send_window(config) else {
+        return false;
+    };
+    let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+    // A row whose insert time is unknown is taken as old: nothing is sent late.
+    created_at.is_none_or(|t| t + window <= at)
 }
 
 /// The claim's result.
@@ -143,10 +162,14 @@ async fn claim<R: Resource>(
     let reconcile_after =
         chrono::Duration::from_std(config.reconcile_after()).unwrap_or(chrono::Duration::MAX);
     let owner = lease.owner().to_owned();
+    let config = config.clone();
     db.write(move |conn| {
         let at = now();
         let mut start = start;
         if let Start::Save(model) = &mut start {
+            if R::LOCKS_PARENTS {
+                model.lock_parents(conn)?;
+            }
             // The parents as committed, not as the application loaded them; a parent that
             // does not exist is a field error before anything is written.
             model.resolve(conn)?;
@@ -159,6 +182,9 @@ async fn claim<R: Resource>(
                         id,
                     })?;
                     super::fixed_once_sent::<R>(&row, id)?;
+                    if row.never_sent() {
+                        model.check_before_save()?;
+                    }
                     model.write_fields(conn, id)?;
                     store::saved(conn, R::TABLE, id, at)?;
                     if row.mangopay_id.is_some() {
@@ -168,9 +194,20 @@ async fn claim<R: Resource>(
                     }
                     id
                 }
-                None => model.insert(conn, at)?,
+                None => {
+                    model.check_before_save()?;
+                    model.insert(conn, at)?
+                }
             },
-            Start::Stored(id) => *id,
+            Start::Stored(id) => {
+                if R::LOCKS_PARENTS
+                    && let Some(stored) = R::load(conn, *id)?
+                {
+                    // Parents first, then the row (the claim below locks it).
+                    stored.lock_parents(conn)?;
+                }
+                *id
+            }
         };
         let fresh = IdempotencyKey::generate();
         let args = ClaimArgs {
@@ -203,7 +240,12 @@ async fn claim<R: Resource>(
         let sent_at = row.create_sent_at.map(|t| t.and_utc());
         let settled = || sent_at.is_none_or(|t| t.naive_utc() + reconcile_after <= at);
         let too_old = key_at.naive_utc() < at - KEY_WINDOW;
-        let step = if too_old || row.create_key_spent {
+        let first = key == fresh.as_str();
+        let late = window_passed(&model, &config, Some(row.created_at), at);
+        let step = if late && first {
+            // Never sent, and too late to send.
+            Step::Expire
+        } else if too_old || row.create_key_spent || late {
             // Never resent: read back, or settled by tag once Mangopay has had time.
             if settled() {
                 Step::Reconcile
@@ -211,15 +253,23 @@ async fn claim<R: Resource>(
                 Step::LookUp
             }
         } else {
-            model.validate()?;
-            let first = key == fresh.as_str();
-            if first {
-                model.parents_ready()?;
-            }
-            let tag = tag_for(model.app_tag(), id, Some(&key));
-            Step::Send {
-                request: model.create_request(tag.as_deref())?,
-                first,
+            let checked = model
+                .validate()
+                .map_err(Error::from)
+                .and_then(|()| if first { model.parents_ready() } else { Ok(()) });
+            match checked {
+                Ok(()) => {
+                    let tag = tag_for(model.app_tag(), id, Some(&key));
+                    Step::Send {
+                        request: model.create_request(tag.as_deref())?,
+                        first,
+                    }
+                }
+                // A row a job or the sweep sends, refused for good before its first send: it
+                // is failed with the reason, not handed out again and again. The
+                // application's own call gets the error with nothing written.
+                Err(refused) if first && !saved && !refused.is_retryable() => Step::Refuse(refused),
+                Err(other) => return Err(other),
             }
         };
         let version = row.row_version;
@@ -345,6 +395,13 @@ impl<R: Resource> Attempt<'_, R> {
                 (verdict, error, Source::FirstRequest)
             }
             Step::Reconcile => return self.reconcile(key_at).await,
+            Step::Expire => return self.expire().await,
+            Step::Refuse(error) => {
+                let note = super::note("refused_before_sending", error.to_string());
+                self.fail(note, KeyFate::Release).await?;
+                tracing::warn!(model = R::MODEL, id = self.id, %error, "not sent: refused before its first send");
+                return Err(error);
+            }
         };
         match verdict {
             Verdict::Created(payload) => self.record_created(payload, source).await,
@@ -539,6 +596,7 @@ impl<R: Resource> Attempt<'_, R> {
                 tracing::info!(model = R::MODEL, id, mangopay_id = %found, "reconciled: found by tag");
                 self.record_created(payload, Source::FirstRequest).await
             }
+            Ok(Search::Nothing) if self.late() => self.expire().await,
             Ok(Search::Nothing) => {
                 let note = super::note(
                     "idempotency_key_released",
@@ -588,6 +646,56 @@ impl<R: Resource> Attempt<'_, R> {
         }
     }
 
+    /// Whether the row's send window has passed: nothing may be sent for it any more.
+    fn late(&self) -> bool {
+        let created_at = self.model.sync().created_at.map(|t| t.naive_utc());
+        window_passed(self.model, self.client.config(), created_at, now())
+    }
+
+    /// Fails a row whose send window passed while Mangopay has nothing for it (its key never
+    /// sent, or no object carries its tag): the key is released, and nothing is sent again
+    /// unless the application calls `create` once more.
+    async fn expire(&self) -> Result<Settled, Error> {
+        let window = self
+            .model
+            .send_window(self.client.config())
+            .unwrap_or_default();
+        let error = Error::SendWindowPassed {
+            model: R::MODEL,
+            id: self.id,
+            window_secs: window.as_secs(),
+        };
+        let stored = super::note("send_window_passed", error.to_string());
+        self.fail(stored, KeyFate::Release).await?;
+        tracing::warn!(
+            model = R::MODEL,
+            id = self.id,
+            "not sent: its send window has passed"
+        );
+        Err(error)
+    }
+
+    /// Records the row `failed` with `note`, conditional on the key.
+    async fn fail(&self, note: String, fate: KeyFate) -> Result<(), Error> {
+        let (id, key, owner) = (self.id, self.key.to_owned(), self.lease.owner().to_owned());
+        self.db
+            .write(move |conn| {
+                let failed = Failed {
+                    id,
+                    key: &key,
+                    owner: &owner,
+                    error: &note,
+                    state: SyncState::Failed,
+                    fate,
+                    now: now(),
+                };
+                store::record_create_failure(conn, R::TABLE, &failed)
+                    .map(drop)
+                    .map_err(Error::from)
+            })
+            .await
+    }
+
     async fn note(&self, error: &ErrorBody) -> Result<(), Error> {
         let (id, stored) = (self.id, serde_json::to_string(error).unwrap_or_default());
         self.db
@@ -599,23 +707,8 @@ impl<R: Resource> Attempt<'_, R> {
 
     async fn operator(&self, reason: String, candidates: Vec<String>) -> Result<Settled, Error> {
         let stored = super::note("reconciliation_needs_operator", reason.clone());
-        let (id, key, owner) = (self.id, self.key.to_owned(), self.lease.owner().to_owned());
-        self.db
-            .write(move |conn| {
-                let failed = Failed {
-                    id,
-                    key: &key,
-                    owner: &owner,
-                    error: &stored,
-                    state: SyncState::Failed,
-                    fate: KeyFate::Keep { spent: true },
-                    now: now(),
-                };
-                store::record_create_failure(conn, R::TABLE, &failed)
-                    .map(drop)
-                    .map_err(Error::from)
-            })
-            .await?;
+        self.fail(stored, KeyFate::Keep { spent: true }).await?;
+        let id = self.id;
         tracing::error!(model = R::MODEL, id, reason, "create needs an operator");
         Err(Error::NeedsOperator {
             model: R::MODEL,

@@ -65,9 +65,11 @@ impl Polling {
     }
 
     /// Pay-ins waiting for 3-D Secure or a bank wire: after 30 s, then twice as long after
-    /// each check up to an hour, for about two weeks (350 checks).
+    /// each check up to an hour, for about 35 days (850 checks): a bank wire waits up to a
+    /// month for its money before Mangopay expires it. A card pay-in settles within
+    /// minutes, so its following ends long before.
     pub fn pay_ins() -> Polling {
-        Polling::backoff(Duration::from_secs(30), Duration::from_secs(3600), 350)
+        Polling::backoff(Duration::from_secs(30), Duration::from_secs(3600), 850)
     }
 
     /// After `first`, then twice as long after each check up to `cap`, at most `max_checks`
@@ -449,6 +451,23 @@ pub async fn claim_due(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn pay_ins_are_followed_past_a_bank_wires_month() {
+        let policy = Polling::pay_ins();
+        let start = Utc.with_ymd_and_hms(2026, 1, 31, 9, 0, 0).unwrap();
+        let mut at = start;
+        for checks in 0..policy.max_checks {
+            at = policy.next_check_after(at, checks);
+        }
+        let followed = at - start;
+        assert!(followed > chrono::Duration::days(31), "{followed}");
+        assert!(followed < chrono::Duration::days(40), "{followed}");
+        assert_eq!(
+            policy.next_check_after(start, 0) - start,
+            chrono::Duration::seconds(30)
+        );
+    }
 
     #[test]
     fn the_next_weekday_skips_the_weekend_for_every_day_of_the_week() {

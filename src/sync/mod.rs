@@ -269,8 +269,10 @@ pub(crate) fn strip_marker(payload: &Value) -> Value {
 }
 
 /// Keys of Mangopay's answers that are never stored in `api_payload`: the tokenization
-/// server's `RegistrationData` (a card registration echoes it) stays out of the database.
-const NEVER_STORED: &[&str] = &["RegistrationData"];
+/// server's `RegistrationData` (a card registration echoes it) stays out of the database, and
+/// a registration's tokenization credentials (`AccessKey`, `PreregistrationData`) are kept in
+/// their own columns only while the registration can use them.
+const NEVER_STORED: &[&str] = &["RegistrationData", "AccessKey", "PreregistrationData"];
 
 /// An answer as `api_payload` keeps it: [`NEVER_STORED`] values replaced.
 pub(crate) fn stored_payload(payload: &Value) -> String {
@@ -390,6 +392,9 @@ pub async fn save<R: Resource>(model: &mut R, db: &Db) -> Result<(), Error> {
     let id = db
         .write(move |conn| {
             let at = now();
+            if R::LOCKS_PARENTS {
+                snapshot.lock_parents(conn)?;
+            }
             snapshot.resolve(conn)?;
             match snapshot.id() {
                 Some(id) => {
@@ -398,11 +403,17 @@ pub async fn save<R: Resource>(model: &mut R, db: &Db) -> Result<(), Error> {
                         id,
                     })?;
                     fixed_once_sent::<R>(&row, id)?;
+                    if row.never_sent() {
+                        snapshot.check_before_save()?;
+                    }
                     snapshot.write_fields(conn, id)?;
                     store::saved(conn, R::TABLE, id, at)?;
                     Ok::<_, Error>(id)
                 }
-                None => Ok(snapshot.insert(conn, at)?),
+                None => {
+                    snapshot.check_before_save()?;
+                    Ok(snapshot.insert(conn, at)?)
+                }
             }
         })
         .await?;

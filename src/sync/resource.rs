@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::body::Cleared;
 use super::state::SyncInfo;
 use super::store::SyncTable;
+use crate::config::ClientConfig;
 use crate::db::AnyConnection;
 use crate::hooks::Hooks;
 use crate::{Error, ValidationErrors};
@@ -138,6 +139,29 @@ pub trait Resource: Sized + Clone + Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether [`lock_parents`](Self::lock_parents) locks anything: the core then calls it
+    /// first in every write transaction that checks the row against its parents (a save, a
+    /// create's claim), before the row itself is written or locked.
+    const LOCKS_PARENTS: bool = false;
+
+    /// Locks the parent rows whose state this row's checks read and that writes of other
+    /// rows change (a refund's pay-in: two refunds of one pay-in are checked one after the
+    /// other, against what the other left). Called before the row itself is locked, so every
+    /// writer takes its locks in one order (parent, then row); reads never lock.
+    fn lock_parents(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        let _ = conn;
+        Ok(())
+    }
+
+    /// Checks, when a row not sent yet is saved (inserted, or its fields written before its
+    /// first key), what depends on its parents as [`resolve`](Self::resolve) read them (a
+    /// refund within what is left of its pay-in). An error leaves the database unchanged.
+    /// The default checks nothing; [`parents_ready`](Self::parents_ready) checks again at
+    /// the first send.
+    fn check_before_save(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Whether every parent can take this object: created at Mangopay
     /// ([`Error::ParentNotCreated`]), usable ([`Error::ParentNotUsable`]: active, verified),
     /// and agreeing with it (one currency: [`Error::Validation`] naming the field). Checked
@@ -145,6 +169,18 @@ pub trait Resource: Sized + Clone + Send + Sync + 'static {
     /// is never held back by a parent that changed since.
     fn parents_ready(&self) -> Result<(), Error> {
         Ok(())
+    }
+
+    /// How long after the row was inserted its create may be sent at all: `Some` for a create
+    /// that must reach Mangopay while its requester waits (a direct card pay-in: the
+    /// cardholder at the checkout). Past it nothing is sent for the row any more, neither a
+    /// first request, nor its key resent, nor a new key after Mangopay proved nothing was
+    /// created: the key is read back and settled by tag, and a row with nothing at Mangopay
+    /// goes `failed` ([`Error::SendWindowPassed`]). `None`, the default: the key is resent
+    /// for 23 hours, and a new key follows a proof that nothing was created.
+    fn send_window(&self, config: &ClientConfig) -> Option<std::time::Duration> {
+        let _ = config;
+        None
     }
 
     /// The create request, with `tag` as its `Tag`. An error here (a parent object not

@@ -224,6 +224,11 @@ fn utc(t: Option<NaiveDateTime>) -> Option<DateTime<Utc>> {
 }
 
 impl SyncRow {
+    /// Whether no create was ever sent (or claimed) for the row: no Mangopay id, no key.
+    pub(crate) fn never_sent(&self) -> bool {
+        self.mangopay_id.is_none() && self.create_idempotency_key.is_none()
+    }
+
     /// The row as the application reads it; a stored value this version cannot read is an
     /// error naming the column, never a silent default.
     pub(crate) fn into_info(self, table: &'static str) -> Result<SyncInfo, Error> {
