@@ -158,7 +158,8 @@ pub enum Error {
     /// `failed`, without a key, and is never sent: the application asks the cardholder again
     /// and saves a new pay-in.
     #[error(
-        "{model} {id}: not sent within {window_secs} s of being saved, and Mangopay has          nothing for it: not sent again, so a card is never charged after its holder left"
+        "{model} {id}: not sent within {window_secs} s of being saved, and Mangopay has \
+         nothing for it: not sent again, so a card is never charged after its holder left"
     )]
     SendWindowPassed {
         /// The model's name.

@@ -253,15 +253,8 @@ impl MangopayCardRegistration {
         let id = self.id.ok_or(Error::NotSaved {
             model: <Self as Resource>::MODEL,
         })?;
-        let lease = Lease::random();
-        crate::sync::hold(db, client, CARD_REGISTRATIONS, id, &lease).await?;
-        let result = self
-            .complete_held(db, client, id, registration_data, card_holder_name)
-            .await;
-        let released = crate::sync::release(db, CARD_REGISTRATIONS, id, &lease).await;
-        let card = result?;
-        released?;
-        Ok(card)
+        let work = self.complete_held(db, client, id, registration_data, card_holder_name);
+        holding(db, client, id, work).await
     }
 
     async fn complete_held(
@@ -274,7 +267,7 @@ impl MangopayCardRegistration {
     ) -> Result<MangopayCard, Error> {
         *self = Self::get(db, id).await?;
         if let Some(card) = self.recorded_card(db).await? {
-            return Ok(card);
+            return with_details(card, db, client).await;
         }
         let mangopay_id = self
             .mangopay_id()
@@ -379,15 +372,8 @@ impl MangopayCardRegistration {
             e.check("card_holder_name", crate::validate::name(name, 255));
         }
         e.into_result()?;
-        let lease = Lease::random();
-        crate::sync::hold(db, client, CARD_REGISTRATIONS, id, &lease).await?;
-        let result = self
-            .record_card(db, client, card_mangopay_id, card_holder_name)
-            .await;
-        let released = crate::sync::release(db, CARD_REGISTRATIONS, id, &lease).await;
-        let card = result?;
-        released?;
-        Ok(card)
+        let work = self.record_card(db, client, card_mangopay_id, card_holder_name);
+        holding(db, client, id, work).await
     }
 
     /// [`save_card_id`](Self::save_card_id), the registration held by the caller.
@@ -417,7 +403,7 @@ impl MangopayCardRegistration {
         if let Some(card) = self.recorded_card(db).await?
             && card.mangopay_id() == Some(card_mangopay_id)
         {
-            return Ok(card);
+            return with_details(card, db, client).await;
         }
         let owner = self
             .user
@@ -459,7 +445,10 @@ impl MangopayCardRegistration {
                 // One row per Mangopay card, whoever records it first.
                 crate::sync::store::query(
                     conn,
-                    "INSERT INTO mangopay_cards (user_id, currency, card_type,                        card_holder_name, tag, mangopay_id, sync_state, created_at, updated_at)                      VALUES ($1, $2, $3, $4, $5, $6, 'synced', $7, $7)                      ON CONFLICT (mangopay_id) DO NOTHING"
+                    "INSERT INTO mangopay_cards (user_id, currency, card_type, \
+                       card_holder_name, tag, mangopay_id, sync_state, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'synced', $7, $7) \
+                     ON CONFLICT (mangopay_id) DO NOTHING"
                         .into(),
                 )
                 .bind::<diesel::sql_types::BigInt, _>(user_id)
@@ -479,7 +468,8 @@ impl MangopayCardRegistration {
                         model: "MangopayCardRegistration",
                         id,
                         reason: format!(
-                            "card {wanted} is row {card_id} of user {owner}, not of user                              {user_id}"
+                            "card {wanted} is row {card_id} of user {owner}, not of user \
+                             {user_id}"
                         ),
                     });
                 }
@@ -526,6 +516,36 @@ impl MangopayCardRegistration {
 }
 
 crate::models::resource_methods!(MangopayCardRegistration, "card registration");
+
+/// `card` with its details read from Mangopay if they never were (a call stopped after the
+/// card's row was made, before its details were written).
+async fn with_details(
+    mut card: MangopayCard,
+    db: &Db,
+    client: &MangopayClient,
+) -> Result<MangopayCard, Error> {
+    if card.sync().api_payload.is_none() {
+        card.request_card_info(db, client).await?;
+    }
+    Ok(card)
+}
+
+/// Runs `work` holding the registration `id`'s lease (another call meanwhile gets
+/// [`Error::Busy`]), then lets it go.
+async fn holding<T>(
+    db: &Db,
+    client: &MangopayClient,
+    id: i64,
+    work: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let lease = Lease::random();
+    crate::sync::hold(db, client, CARD_REGISTRATIONS, id, &lease).await?;
+    let result = work.await;
+    let released = crate::sync::release(db, CARD_REGISTRATIONS, id, &lease).await;
+    let value = result?;
+    released?;
+    Ok(value)
+}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = registrations)]

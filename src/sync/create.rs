@@ -37,10 +37,6 @@ enum Step {
     LookUp,
     /// Settle the outcome by listing the resource.
     Reconcile,
-    /// The key was never sent and the row's send window has passed: fail it.
-    Expire,
-    /// The key was never sent and the row cannot be sent as it is: fail it with the reason.
-    Refuse(Error),
 }
 
 /// Whether the row's send window ([`Resource::send_window`]) has passed at `at`.
@@ -60,6 +56,9 @@ fn window_passed<R: Resource>(
 
 /// The claim's result.
 enum Claimed<R> {
+    /// The row cannot be sent, for good, and the claim recorded it `failed` with the reason
+    /// in the same transaction, its fresh key released: nothing was ever sent with it.
+    Refused(Error),
     /// The row already has its Mangopay id: nothing to send.
     Done,
     /// The row is claimed: act on it.
@@ -97,6 +96,9 @@ pub(crate) async fn create<R: Resource>(
     // A reconciliation that proves nothing was created releases the key; the next round
     // claims a fresh key and sends it, so a second release cannot happen in the same call.
     let mut start = start;
+    // Whether the application itself called (its own errors come back with nothing
+    // written), or a job or the sweep (a row refused for good is recorded `failed`).
+    let by_app = matches!(start, Start::Save(_));
     let mut outcome = Outcome {
         id: match &start {
             Start::Save(model) => model.id(),
@@ -106,7 +108,7 @@ pub(crate) async fn create<R: Resource>(
         result: Ok(()),
     };
     loop {
-        let (claimed, id) = match claim::<R>(db, client, start, lease).await {
+        let (claimed, id) = match claim::<R>(db, client, start, lease, by_app).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 outcome.result = Err(e);
@@ -115,8 +117,13 @@ pub(crate) async fn create<R: Resource>(
         };
         outcome.id = Some(id);
         outcome.written = true;
-        let Claimed::Go(go) = claimed else {
-            return outcome;
+        let go = match claimed {
+            Claimed::Go(go) => go,
+            Claimed::Done => return outcome,
+            Claimed::Refused(error) => {
+                outcome.result = Err(error);
+                return outcome;
+            }
         };
         let Go {
             model,
@@ -156,6 +163,7 @@ async fn claim<R: Resource>(
     client: &MangopayClient,
     start: Start<R>,
     lease: &Lease,
+    by_app: bool,
 ) -> Result<(Claimed<R>, i64), Error> {
     let config = client.config();
     let lease_for = super::lease_duration(config.timeout());
@@ -242,9 +250,31 @@ async fn claim<R: Resource>(
         let too_old = key_at.naive_utc() < at - KEY_WINDOW;
         let first = key == fresh.as_str();
         let late = window_passed(&model, &config, Some(row.created_at), at);
+        // Decided here, in the claim's transaction: a fresh key is never committed unless it
+        // may be sent.
+        let refuse = |conn: &mut AnyConnection, error: Error, kind: &str| {
+            let failed = Failed {
+                id,
+                key: &key,
+                owner: &owner,
+                error: &super::note(kind, error.to_string()),
+                state: SyncState::Failed,
+                fate: KeyFate::Release,
+                now: at,
+            };
+            store::record_create_failure(conn, R::TABLE, &failed)?;
+            tracing::warn!(model = R::MODEL, id, %error, "not sent");
+            Ok::<_, Error>((Claimed::Refused(error), id))
+        };
         let step = if late && first {
             // Never sent, and too late to send.
-            Step::Expire
+            let window = model.send_window(&config).unwrap_or_default();
+            let error = Error::SendWindowPassed {
+                model: R::MODEL,
+                id,
+                window_secs: window.as_secs(),
+            };
+            return refuse(conn, error, "send_window_passed");
         } else if too_old || row.create_key_spent || late {
             // Never resent: read back, or settled by tag once Mangopay has had time.
             if settled() {
@@ -265,10 +295,14 @@ async fn claim<R: Resource>(
                         first,
                     }
                 }
-                // A row a job or the sweep sends, refused for good before its first send: it
-                // is failed with the reason, not handed out again and again. The
-                // application's own call gets the error with nothing written.
-                Err(refused) if first && !saved && !refused.is_retryable() => Step::Refuse(refused),
+                // A row a job or the sweep sends, whose fields or parents are wrong for good
+                // before its first send: it is failed with the reason, not handed out again
+                // and again. A parent not ready yet (not created, not active, a status not
+                // known) is retried. The application's own call gets the error with nothing
+                // written.
+                Err(refused @ Error::Validation(_)) if first && !by_app => {
+                    return refuse(conn, refused, "refused_before_sending");
+                }
                 Err(other) => return Err(other),
             }
         };
@@ -395,13 +429,6 @@ impl<R: Resource> Attempt<'_, R> {
                 (verdict, error, Source::FirstRequest)
             }
             Step::Reconcile => return self.reconcile(key_at).await,
-            Step::Expire => return self.expire().await,
-            Step::Refuse(error) => {
-                let note = super::note("refused_before_sending", error.to_string());
-                self.fail(note, KeyFate::Release).await?;
-                tracing::warn!(model = R::MODEL, id = self.id, %error, "not sent: refused before its first send");
-                return Err(error);
-            }
         };
         match verdict {
             Verdict::Created(payload) => self.record_created(payload, source).await,
@@ -653,8 +680,8 @@ impl<R: Resource> Attempt<'_, R> {
     }
 
     /// Fails a row whose send window passed while Mangopay has nothing for it (its key never
-    /// sent, or no object carries its tag): the key is released, and nothing is sent again
-    /// unless the application calls `create` once more.
+    /// sent, or no object carries its tag): the key is released, and nothing is ever sent
+    /// for it (the window counts from the row's insert).
     async fn expire(&self) -> Result<Settled, Error> {
         let window = self
             .model
@@ -665,7 +692,15 @@ impl<R: Resource> Attempt<'_, R> {
             id: self.id,
             window_secs: window.as_secs(),
         };
-        let stored = super::note("send_window_passed", error.to_string());
+        // The key goes into the note: should the object show up after all (a list that
+        // lagged), the row still says which key to look for.
+        let stored = super::note(
+            "send_window_passed",
+            format!(
+                "{error}; no object carries the tag of idempotency key {}",
+                self.key
+            ),
+        );
         self.fail(stored, KeyFate::Release).await?;
         tracing::warn!(
             model = R::MODEL,
@@ -675,7 +710,9 @@ impl<R: Resource> Attempt<'_, R> {
         Err(error)
     }
 
-    /// Records the row `failed` with `note`, conditional on the key.
+    /// Records the row `failed` with `note`, conditional on the key; a row moved on meanwhile
+    /// (recorded by another holder) is left as it is, the lease let go, and [`Error::Busy`]
+    /// returned.
     async fn fail(&self, note: String, fate: KeyFate) -> Result<(), Error> {
         let (id, key, owner) = (self.id, self.key.to_owned(), self.lease.owner().to_owned());
         self.db
@@ -689,9 +726,15 @@ impl<R: Resource> Attempt<'_, R> {
                     fate,
                     now: now(),
                 };
-                store::record_create_failure(conn, R::TABLE, &failed)
-                    .map(drop)
-                    .map_err(Error::from)
+                if store::record_create_failure(conn, R::TABLE, &failed)? {
+                    return Ok(());
+                }
+                store::release_lease(conn, R::TABLE, id, &owner)?;
+                Err(Error::Busy {
+                    model: R::MODEL,
+                    id,
+                    until: Utc::now(),
+                })
             })
             .await
     }

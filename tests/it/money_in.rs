@@ -607,6 +607,20 @@ both_backends!(
         assert_eq!(again.mangopay_id(), card.mangopay_id());
         assert!(again.facts().alias.is_some());
         assert_eq!(requests_to(&env, "PUT", "cardregistrations"), 1);
+
+        // As if the process stopped after the card's row was made, before its details.
+        env.sql(&format!(
+            "UPDATE mangopay_cards SET api_payload = NULL, alias = NULL WHERE id = {}",
+            again.id().unwrap()
+        ))
+        .await;
+        let detailed = registration
+            .complete(&env.db, &env.client, &data, None)
+            .await
+            .unwrap();
+        assert_eq!(detailed.id(), again.id());
+        assert!(detailed.facts().alias.is_some(), "the details are read");
+        assert!(detailed.sync().api_payload.is_some());
     }
 );
 
@@ -690,6 +704,26 @@ both_backends!(
         on_time.create(&env.db, &client).await.unwrap();
         assert_eq!(on_time.status(), Some(&TransactionStatus::Succeeded));
         assert_eq!(balance(&env, &mut wallet).await, 990);
+
+        // Mangopay charges the card and its answer is lost: past the window the charge is
+        // still found (read back, or by its tag) and recorded, never sent again.
+        env.sandbox().knobs().fail_next_after_work(1);
+        let mut charged = card_pay_in(user, &wallet, &card, 1_500);
+        charged.create(&env.db, &client).await.unwrap_err();
+        let sent = posts();
+        tokio::time::sleep(window).await;
+        let mut result = charged.create(&env.db, &client).await;
+        for _ in 0..5 {
+            if !matches!(result, Err(Error::OutcomeUnknown { .. })) {
+                break;
+            }
+            tokio::time::sleep(RECONCILE_AFTER).await;
+            result = charged.create(&env.db, &client).await;
+        }
+        result.unwrap();
+        assert_eq!(charged.status(), Some(&TransactionStatus::Succeeded));
+        assert_eq!(posts(), sent, "found, not sent again");
+        assert_eq!(balance(&env, &mut wallet).await, 990 + 1_485);
     }
 );
 
@@ -705,7 +739,7 @@ both_backends!(
         // A double submit: both calls start before either has Mangopay's answer.
         env.sandbox()
             .knobs()
-            .set_latency(Duration::from_millis(400));
+            .set_latency(Duration::from_millis(800));
         let (mut a, mut b) = (registration.clone(), registration.clone());
         let (first, second) = tokio::join!(
             a.complete(&env.db, &env.client, &data, None),
