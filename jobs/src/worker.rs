@@ -134,10 +134,16 @@ fn just_wait(e: &Error) -> bool {
             retry_at: Some(_),
             ..
         }
-    ) || matches!(
-        e.api(),
-        Some(ApiError::RateLimited { .. } | ApiError::Mangopay { status: 429, .. })
-    )
+    ) || e.api().is_some_and(rate_limited)
+}
+
+/// A rate-limit refusal, also when it refused the token request.
+fn rate_limited(e: &ApiError) -> bool {
+    match e {
+        ApiError::RateLimited { .. } | ApiError::Mangopay { status: 429, .. } => true,
+        ApiError::TokenUnavailable { source } => rate_limited(source),
+        _ => false,
+    }
 }
 
 /// The storage keeps a task's start time in whole seconds: rounded up, plus one second, so a
@@ -412,6 +418,10 @@ fn worker_name() -> String {
 
 /// Runs the worker until `shutdown` resolves, then lets in-flight jobs finish (up to
 /// `options.shutdown_timeout`). Sweeps at start and every `options.sweep_interval`.
+///
+/// On PostgreSQL the client's rate budget is counted in the database
+/// ([`MangopayClient::share_budget`](diesel_mangopay::MangopayClient::share_budget)), so every
+/// worker on the same database shares one budget.
 pub async fn run_worker<S>(
     ctx: JobContext,
     queue: JobQueue,
@@ -421,6 +431,11 @@ pub async fn run_worker<S>(
 where
     S: Future<Output = ()> + Send + 'static,
 {
+    if ctx.db.backend() == diesel_mangopay::db::Backend::Postgres
+        && ctx.client.share_budget(&ctx.db)
+    {
+        tracing::info!("the rate budget is shared through the database");
+    }
     let sweeper = options.sweep_interval.map(|every| {
         let (ctx, queue, registry, sweep_options) = (
             ctx.clone(),

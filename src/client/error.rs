@@ -128,7 +128,9 @@ pub enum ApiError {
     /// The request did not complete: connection refused, reset, or timed out.
     #[error("could not reach Mangopay: {0}")]
     Transport(#[source] reqwest::Error),
-    /// The last response said a rate-limit window is used up; nothing was sent.
+    /// The rate budget is used up until `until`, as Mangopay said (a 429, or a window with no
+    /// call left) or as the client's own count says ([`RateBudget`](super::RateBudget));
+    /// nothing was sent.
     #[error("Mangopay rate limit used up until {until}; nothing was sent")]
     RateLimited {
         /// When the exhausted windows reset.

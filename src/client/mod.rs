@@ -5,12 +5,15 @@
 //! - An `Idempotency-Key` on every `POST`; a 409 for a reused key is answered by reading the
 //!   first answer back with `GET /responses/{key}`.
 //! - Errors carry Mangopay's error report and say whether retrying can help.
-//! - Rate-limit headers are read after every call; once a window is used up, calls fail fast
-//!   with [`ApiError::RateLimited`] until it resets instead of being sent.
+//! - A rate budget shaped like Mangopay's windows ([`budget`]), counted before every call and
+//!   shared by every clone; rate-limit headers are read after every call, and once Mangopay
+//!   says a window is used up (or answers 429), calls fail fast with
+//!   [`ApiError::RateLimited`] until it resets instead of being sent.
 //! - HTTPS only (except on loopback), redirects never followed, a timeout on every request, and
 //!   with `debug` on, requests and responses logged through `tracing` with credentials, tokens
 //!   and card data redacted, and personal data masked unless `debug_personal_data` is on.
 
+pub mod budget;
 mod error;
 mod idempotency;
 pub mod rate_limit;
@@ -29,6 +32,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use url::Url;
 
+pub use budget::{BudgetWindow, RateBudget};
 pub use error::{ApiError, ErrorBody};
 pub use idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 pub use rate_limit::{RateLimit, RateLimitWindow};
@@ -158,6 +162,7 @@ struct Inner {
     config: ClientConfig,
     tokens: TokenCache<ApiError>,
     rate_limit: Mutex<Option<RateLimit>>,
+    budget: budget::Limiter,
 }
 
 /// A Mangopay API client. Cheap to clone; clones share the token and the rate-limit state.
@@ -173,6 +178,9 @@ impl std::fmt::Debug for MangopayClient {
             .finish_non_exhaustive()
     }
 }
+
+/// How long every call waits after a 429 whose headers give no reset time.
+const REFUSED_WITHOUT_RESET: chrono::Duration = chrono::Duration::seconds(60);
 
 /// A raw answer: status, headers and body bytes.
 struct Answer {
@@ -205,9 +213,10 @@ impl MangopayClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
-                config,
                 tokens: TokenCache::default(),
                 rate_limit: Mutex::new(None),
+                budget: budget::Limiter::new(config.rate_budget().clone(), config.client_id()),
+                config,
             }),
         })
     }
@@ -224,6 +233,20 @@ impl MangopayClient {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Counts this client's calls against its [`RateBudget`] in `db` (the
+    /// `mangopay_rate_budget` table) from now on instead of in this process alone, so that
+    /// every process doing the same on the same database shares one budget: several workers
+    /// on one PostgreSQL together stay within Mangopay's limits. The worker does this on
+    /// PostgreSQL. Returns `false` when the count was already shared, or the budget is
+    /// unlimited.
+    ///
+    /// Calls are taken from the database in batches, one visit at a time per process, for
+    /// every task then waiting. If the database cannot be reached, calls are counted in this
+    /// process until it can.
+    pub fn share_budget(&self, db: &crate::Db) -> bool {
+        self.inner.budget.share(db)
     }
 
     /// How many OAuth tokens this client (and its clones) requested so far.
@@ -451,6 +474,7 @@ impl MangopayClient {
             tracing::debug!(target: "diesel_mangopay::http", method = "POST", %url,
                 authorization = "Basic [redacted]", body = "grant_type=client_credentials", "mangopay request");
         }
+        self.inner.budget.acquire().await?;
         let started = Instant::now();
         let response = self
             .inner
@@ -481,7 +505,16 @@ impl MangopayClient {
     async fn read(&self, response: reqwest::Response) -> Result<Answer, ApiError> {
         let status = response.status();
         let headers = response.headers().clone();
-        if let Some(rl) = RateLimit::from_headers(&headers) {
+        let limits = RateLimit::from_headers(&headers);
+        let used_up = limits.as_ref().and_then(|rl| rl.blocked_until(Utc::now()));
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let budget = &self.inner.budget;
+            budget.refused_until(used_up.unwrap_or_else(|| Utc::now() + REFUSED_WITHOUT_RESET));
+        } else if let Some(rl) = &limits {
+            let made: Vec<u64> = rl.windows.iter().map(|w| w.made).collect();
+            self.inner.budget.mangopay_counted(&made, used_up);
+        }
+        if let Some(rl) = limits {
             *self
                 .inner
                 .rate_limit
@@ -505,12 +538,6 @@ impl MangopayClient {
         body: Option<&Value>,
         key: Option<&IdempotencyKey>,
     ) -> Result<Answer, ApiError> {
-        if let Some(until) = self
-            .rate_limit()
-            .and_then(|rl| rl.blocked_until(Utc::now()))
-        {
-            return Err(ApiError::RateLimited { until });
-        }
         let config = &self.inner.config;
         let payload = body.map(|b| serde_json::to_vec(b).expect("a JSON value serializes"));
         let mut renewed = false;
@@ -555,6 +582,7 @@ impl MangopayClient {
                         .unwrap_or_default(),
                     "mangopay request");
             }
+            self.inner.budget.acquire().await?;
             let started = Instant::now();
             let response = request.send().await.map_err(ApiError::Transport)?;
             let answer = self.read(response).await?;
@@ -619,7 +647,7 @@ fn error_from(answer: Answer) -> ApiError {
                 RateLimit::from_headers(&answer.headers)
                     .and_then(|rl| rl.blocked_until(Utc::now()))
                     .and_then(|until| (until - Utc::now()).to_std().ok())
-                    .unwrap_or(Duration::from_secs(60))
+                    .unwrap_or_else(|| REFUSED_WITHOUT_RESET.to_std().unwrap_or_default())
             });
             ApiError::Mangopay {
                 status,

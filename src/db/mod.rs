@@ -7,6 +7,7 @@
 
 mod conn;
 pub mod migrations;
+pub(crate) mod rate_budget;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

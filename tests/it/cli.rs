@@ -60,15 +60,16 @@ fn migrate_round_trip(database: &TestDatabase) {
     assert!(stdout(&run).contains("applied 20261121000005"));
     assert!(stdout(&run).contains("applied 20261121000006"));
     assert!(stdout(&run).contains("applied 20261121000007"));
+    assert!(stdout(&run).contains("applied 20261122000008"));
 
     let revert = cli(&["migrate", "revert", "--database-url", &url]);
     assert!(
-        revert.status.success() && stdout(&revert).contains("reverted 20261121000007"),
+        revert.status.success() && stdout(&revert).contains("reverted 20261122000008"),
         "{revert:?}"
     );
     let list = cli(&["migrate", "list", "--database-url", &url]);
-    assert!(stdout(&list).contains("[X] 2026-11-21-000006_ubo_declarations"));
-    assert!(stdout(&list).contains("[ ] 2026-11-21-000007_money_in"));
+    assert!(stdout(&list).contains("[X] 2026-11-21-000007_money_in"));
+    assert!(stdout(&list).contains("[ ] 2026-11-22-000008_rate_budget"));
 }
 
 #[test]

@@ -684,3 +684,253 @@ async fn debug_logs_show_requests_but_never_secrets() {
             .contains("mangopay request")
     );
 }
+
+/// A budget scaled down in time: 1 s, 2 s, 4 s and a minute, as Mangopay's 15 minutes,
+/// 30 minutes, hour and day.
+fn scaled_windows() -> [(Duration, u64); 4] {
+    [
+        (Duration::from_secs(1), 10),
+        (Duration::from_secs(2), 15),
+        (Duration::from_secs(4), 25),
+        (Duration::from_secs(60), 1_000),
+    ]
+}
+
+fn rate_limited(sandbox: &diesel_mangopay_sandbox::RunningSandbox) -> usize {
+    sandbox
+        .sandbox()
+        .request_log()
+        .iter()
+        .filter(|r| r.status == 429)
+        .count()
+}
+
+#[tokio::test]
+async fn many_tasks_share_one_budget_and_meet_no_429() {
+    use diesel_mangopay::client::RateBudget;
+
+    let sandbox = start_sandbox(SandboxConfig::default()).await;
+    sandbox
+        .sandbox()
+        .knobs()
+        .set_rate_windows(Some(scaled_windows()));
+    let budget = RateBudget::new(scaled_windows())
+        .unwrap()
+        .with_margin(Duration::from_millis(100));
+    let client = MangopayClient::new(
+        client_config(&sandbox)
+            .rate_budget(budget.clone())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    // 34 calls and the token call, from 64 tasks over clones of one client.
+    let calls = 34;
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                if i < calls {
+                    client.get("users").await.map(|_| ())
+                } else {
+                    Ok(())
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let took = started.elapsed();
+    assert_eq!(rate_limited(&sandbox), 0, "no call met a 429");
+    assert_eq!(sandbox.sandbox().request_log().len(), calls + 1);
+    // 10 calls at 0 s, 5 at 1 s (the 2 s window), 10 at 2 s, 0 at 3 s (the 4 s window),
+    // 10 at 4 s: the 35th call could not be sent before 4 s.
+    let minimum = budget.minimum_time(calls as u64 + 1);
+    assert_eq!(minimum, Duration::from_secs(4));
+    assert!(
+        took >= minimum,
+        "{took:?} < {minimum:?}: the budget was overspent"
+    );
+
+    // Without a budget of its own, the same load meets Mangopay's 429s.
+    let unlimited = MangopayClient::new(
+        client_config(&sandbox)
+            .rate_budget(RateBudget::unlimited())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let results: Vec<_> = futures_join((0..30).map(|_| {
+        let client = unlimited.clone();
+        async move { client.get("users").await }
+    }))
+    .await;
+    assert!(
+        rate_limited(&sandbox) > 0,
+        "the sandbox enforces the budget"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(e) if e.status() == Some(429))),
+        "some calls were refused"
+    );
+}
+
+/// Runs the futures concurrently on their own tasks and collects their results in order.
+async fn futures_join<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_429_stops_every_clone_until_the_reset() {
+    use diesel_mangopay::client::RateBudget;
+
+    let sandbox = start_sandbox(SandboxConfig::default()).await;
+    let client = MangopayClient::new(
+        client_config(&sandbox)
+            .rate_budget(RateBudget::unlimited())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    client.get("users").await.unwrap();
+    // Another process spends the rest of the 15-minute window.
+    sandbox.sandbox().knobs().set_rate_limit(Some(3));
+    let other = client_for(&sandbox);
+    other.get("users").await.unwrap_err();
+    let error = client.get("users").await.unwrap_err();
+    assert_eq!(error.status(), Some(429), "{error:?}");
+    let sent = sandbox.sandbox().request_log().len();
+    // Every clone now fails fast, nothing sent, until Mangopay's reset.
+    for clone in [client.clone(), client.clone()] {
+        match clone.get("users").await.unwrap_err() {
+            ApiError::RateLimited { until } => {
+                assert!(until > chrono::Utc::now() + chrono::Duration::minutes(10));
+            }
+            other => panic!("expected RateLimited, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        sandbox.sandbox().request_log().len(),
+        sent,
+        "nothing was sent"
+    );
+}
+
+#[tokio::test]
+async fn calls_another_process_made_are_left_room_for() {
+    use diesel_mangopay::client::RateBudget;
+
+    let sandbox = start_sandbox(SandboxConfig::default()).await;
+    let windows = [
+        (Duration::from_secs(2), 4),
+        (Duration::from_secs(30), 100),
+        (Duration::from_secs(60), 100),
+        (Duration::from_secs(120), 100),
+    ];
+    sandbox.sandbox().knobs().set_rate_windows(Some(windows));
+    let budget = RateBudget::new(windows)
+        .unwrap()
+        .with_margin(Duration::from_millis(100));
+    let client =
+        MangopayClient::new(client_config(&sandbox).rate_budget(budget).build().unwrap()).unwrap();
+    // Another process spends two calls of the 2 s window; this one's answers say so.
+    let other = client_for(&sandbox);
+    other.get("users").await.unwrap(); // token + 1
+    client.get("users").await.unwrap(); // token + 1: the window is used up
+    let started = std::time::Instant::now();
+    let results = futures_join((0..3).map(|_| {
+        let client = client.clone();
+        async move { client.get("users").await }
+    }))
+    .await;
+    for r in &results {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "the calls waited for the other process's calls to leave the window: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(rate_limited(&sandbox), 0);
+}
+
+crate::both_backends!(
+    two_processes_share_one_budget_through_the_database,
+    |env: crate::support::Env| async move {
+        use diesel_mangopay::Db;
+        use diesel_mangopay::client::RateBudget;
+
+        env.sandbox()
+            .knobs()
+            .set_rate_windows(Some(scaled_windows()));
+        let budget = RateBudget::new(scaled_windows())
+            .unwrap()
+            .with_margin(Duration::from_millis(300))
+            .with_wait_in_place(Duration::from_secs(30));
+        // Two clients with their own pools, as two worker processes would have.
+        let process = || async {
+            let client = MangopayClient::new(
+                client_config(&env.sandbox)
+                    .rate_budget(budget.clone())
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+            let db = Db::connect(&env.database.url).await.unwrap();
+            assert!(client.share_budget(&db));
+            assert!(!client.share_budget(&db), "shared once");
+            client
+        };
+        let (a, b) = (process().await, process().await);
+        let started = std::time::Instant::now();
+        let results = futures_join((0..34).map(|i| {
+            let client = if i % 2 == 0 { a.clone() } else { b.clone() };
+            async move { client.get("users").await }
+        }))
+        .await;
+        let took = started.elapsed();
+        for r in &results {
+            assert!(r.is_ok(), "{r:?}");
+        }
+        assert_eq!(rate_limited(&env.sandbox), 0, "no call met a 429");
+        // 34 calls and two token calls.
+        let minimum = budget.minimum_time(36);
+        assert!(
+            took >= minimum,
+            "{took:?} < {minimum:?}: the budget was overspent"
+        );
+
+        // Two processes counting alone overspend it.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let alone = || {
+            MangopayClient::new(
+                client_config(&env.sandbox)
+                    .rate_budget(budget.clone())
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        let (a, b) = (alone(), alone());
+        futures_join((0..20).map(|i| {
+            let client = if i % 2 == 0 { a.clone() } else { b.clone() };
+            async move { client.get("users").await }
+        }))
+        .await;
+        assert!(rate_limited(&env.sandbox) > 0, "unshared budgets meet 429s");
+    }
+);

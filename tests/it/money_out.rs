@@ -430,6 +430,11 @@ both_backends!(
         let mut conn = env.db.get().unwrap();
         assert_eq!(
             migrations::revert_last(&mut conn).unwrap(),
+            "20261122000008",
+            "the rate-budget migration"
+        );
+        assert_eq!(
+            migrations::revert_last(&mut conn).unwrap(),
             "20261121000007",
             "the money-in migration"
         );

@@ -300,3 +300,66 @@ both_backends!(
         worker.stop().await;
     }
 );
+
+both_backends!(
+    a_backlog_is_drained_within_the_budget_without_a_429,
+    |env: Env| async move {
+        use diesel_mangopay::client::RateBudget;
+
+        // Mangopay's windows scaled down in time, enforced by the sandbox and known to the
+        // client.
+        let windows = [
+            (Duration::from_secs(1), 8),
+            (Duration::from_secs(2), 12),
+            (Duration::from_secs(4), 20),
+            (Duration::from_secs(60), 1_000),
+        ];
+        env.sandbox().knobs().set_rate_windows(Some(windows));
+        let budget = RateBudget::new(windows)
+            .unwrap()
+            .with_margin(Duration::from_millis(100));
+        let client = diesel_mangopay::MangopayClient::new(
+            crate::support::client_config(&env.sandbox)
+                .rate_budget(budget.clone())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let queue = JobQueue::connect(&env.database.url).await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..24 {
+            let user = crate::common::saved_user(&env, &format!("budget{i}@example.com")).await;
+            ids.push(user.id.unwrap());
+        }
+        for id in &ids {
+            queue.create_mangopay_user(*id).await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        let worker = start_worker_with(
+            env.db.clone(),
+            client,
+            &queue,
+            diesel_mangopay_jobs::WorkerOptions {
+                concurrency: 16,
+                ..options()
+            },
+        );
+        for id in &ids {
+            env.until_synced(*id, Duration::from_secs(60)).await;
+        }
+        let took = started.elapsed();
+        worker.stop().await;
+        let refused = env
+            .sandbox()
+            .request_log()
+            .iter()
+            .filter(|r| r.status == 429)
+            .count();
+        assert_eq!(refused, 0, "no call met a 429");
+        assert_eq!(posts_to(&env, "/users/natural").len(), ids.len());
+        // 24 creates and the token call: 8 at 0 s, 4 at 1 s, 8 at 2 s, 0 at 3 s, 5 at 4 s.
+        let minimum = budget.minimum_time(ids.len() as u64 + 1);
+        assert_eq!(minimum, Duration::from_secs(4));
+        assert!(took >= minimum, "{took:?}: the budget was overspent");
+    }
+);

@@ -260,6 +260,7 @@ pub struct Knobs {
     redirects: Mutex<Pending<String>>,
     rate_limited_keys_blocked: AtomicBool,
     rate_limit_15_min: RateLimitOverride,
+    rate_windows: Mutex<Option<[(Duration, u64); 4]>>,
     blocked_countries: Mutex<Vec<String>>,
     recipient_sca: Mutex<RecipientSca>,
     payout_settle_after: Mutex<Option<Duration>>,
@@ -487,6 +488,33 @@ impl Knobs {
     pub fn set_rate_limit(&self, per_15_min: Option<u32>) {
         let value = per_15_min.map_or(NO_RATE_LIMIT_OVERRIDE, u64::from);
         self.rate_limit_15_min.0.store(value, Ordering::SeqCst);
+    }
+
+    /// Replaces Mangopay's four rate-limit windows (15 minutes: 2,300 calls, 30 minutes:
+    /// 4,500, 1 hour: 8,800, 24 hours: 105,600) with `(length, calls)` windows, in the
+    /// same header order, such as a budget scaled down in time for a benchmark; `None`
+    /// restores Mangopay's. [`Knobs::set_rate_limit`] still overrides the first limit.
+    /// Lengths are counted in milliseconds (at least one); the `X-RateLimit-Reset`
+    /// header stays in whole seconds, rounded up, as Mangopay sends it.
+    pub fn set_rate_windows(&self, windows: Option<[(Duration, u64); 4]>) {
+        *lock(&self.rate_windows) = windows;
+    }
+
+    /// The rate-limit windows in force, as `(length in milliseconds, calls)`.
+    pub(crate) fn rate_windows_ms(&self) -> [(i64, u64); 4] {
+        let mut windows = match *lock(&self.rate_windows) {
+            Some(custom) => custom.map(|(length, calls)| {
+                (
+                    i64::try_from(length.as_millis()).unwrap_or(i64::MAX).max(1),
+                    calls,
+                )
+            }),
+            None => super::ratelimit::WINDOWS.map(|(secs, calls)| (secs * 1000, calls)),
+        };
+        if let Some(first) = self.rate_limit() {
+            windows[0].1 = u64::from(first);
+        }
+        windows
     }
 
     /// The override of the first window's limit, if any.

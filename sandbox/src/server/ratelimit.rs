@@ -45,30 +45,28 @@ pub(crate) struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// Admits and records a call of `client` at `now_ms` unless one of the windows
-    /// is full. `first_limit` overrides the 15-minute window's limit. Returns
-    /// whether the call was admitted and the client's usage after the decision.
+    /// Admits and records a call of `client` at `now_ms` unless one of `windows`
+    /// (`(length in milliseconds, calls)`, in header order) is full. Returns whether the
+    /// call was admitted and the client's usage after the decision.
     pub(crate) fn admit(
         &self,
         client: &str,
         now_ms: i64,
-        first_limit: Option<u32>,
+        windows: [(i64, u64); 4],
     ) -> (bool, RateStatus) {
         let mut all = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         let calls = all.entry(client.to_owned()).or_default();
-        let day_ms = WINDOWS[3].0 * 1000;
-        while calls.front().is_some_and(|&t| t <= now_ms - day_ms) {
+        let longest_ms = windows.iter().map(|&(ms, _)| ms).max().unwrap_or(0);
+        while calls.front().is_some_and(|&t| t <= now_ms - longest_ms) {
             calls.pop_front();
         }
-        let limits = limits(first_limit);
-        let in_window = |calls: &VecDeque<i64>, window_s: i64| {
-            let start = calls.partition_point(|&t| t <= now_ms - window_s * 1000);
+        let in_window = |calls: &VecDeque<i64>, window_ms: i64| {
+            let start = calls.partition_point(|&t| t <= now_ms - window_ms);
             (calls.len() - start, calls.get(start).copied())
         };
-        let admitted = WINDOWS
+        let admitted = windows
             .iter()
-            .zip(limits)
-            .all(|(&(window_s, _), limit)| (in_window(calls, window_s).0 as u64) < limit);
+            .all(|&(window_ms, limit)| (in_window(calls, window_ms).0 as u64) < limit);
         if admitted {
             // Keep the queue sorted even if the wall clock stepped back.
             let at = calls.back().map_or(now_ms, |&last| last.max(now_ms));
@@ -79,23 +77,15 @@ impl RateLimiter {
             remaining: [0; 4],
             reset: [0; 4],
         };
-        for (i, (&(window_s, _), limit)) in WINDOWS.iter().zip(limits).enumerate() {
-            let (count, oldest) = in_window(calls, window_s);
+        for (i, &(window_ms, limit)) in windows.iter().enumerate() {
+            let (count, oldest) = in_window(calls, window_ms);
             let count = count as u64;
             status.made[i] = count;
             status.remaining[i] = limit.saturating_sub(count);
-            let leaves_ms = oldest.unwrap_or(now_ms) + window_s * 1000;
+            let leaves_ms = oldest.unwrap_or(now_ms) + window_ms;
             status.reset[i] =
                 leaves_ms.div_euclid(1000) + i64::from(leaves_ms.rem_euclid(1000) != 0);
         }
         (admitted, status)
     }
-}
-
-fn limits(first_limit: Option<u32>) -> [u64; 4] {
-    let mut limits = WINDOWS.map(|(_, limit)| limit);
-    if let Some(first) = first_limit {
-        limits[0] = u64::from(first);
-    }
-    limits
 }

@@ -220,7 +220,7 @@ async fn answer(sandbox: &Sandbox, request: Request, next: Next, faults: &Faults
     let (admitted, usage) = shared.rate_limiter.admit(
         &rate_limit_client(path, &request),
         sandbox.clock().now().timestamp_millis(),
-        knobs.rate_limit(),
+        knobs.rate_windows_ms(),
     );
     // A POST with a key to an emulated route reserves the key before failing, so the
     // failure is stored against it; every other request fails right here.

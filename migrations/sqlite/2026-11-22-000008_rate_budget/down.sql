@@ -1,0 +1,1 @@
+DROP TABLE mangopay_rate_budget;
