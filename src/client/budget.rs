@@ -503,11 +503,18 @@ impl Limiter {
                 if fewest > 0 {
                     state.log.record(now, fewest);
                 }
-                return;
+                // A window this count has itself filled is waited for, and more precisely
+                // than by Mangopay's reset (in whole seconds).
+                let counted_full = windows
+                    .iter()
+                    .any(|w| state.log.count(w, self.budget.margin, now) >= w.limit);
+                if counted_full {
+                    return;
+                }
             }
             // Shared: the database counts the processes that share it, not others. A window
             // used up with calls this process did not make waits for Mangopay's reset.
-            if unseen.iter().all(|&n| n == 0) {
+            else if unseen.iter().all(|&n| n == 0) {
                 return;
             }
         }

@@ -58,6 +58,9 @@ both_backends!(migrations_list_revert_and_reapply, |env: Env| async move {
     let reverted = migrations::revert_last(&mut conn).unwrap();
     assert!(listed.last().unwrap().name.starts_with(&reverted[..4]));
     assert!(!migrations::list(&mut conn).unwrap().last().unwrap().applied);
+    let budget_gone = diesel::sql_query("SELECT id FROM mangopay_rate_budget").execute(&mut *conn);
+    assert!(budget_gone.is_err(), "the revert dropped the rate budget");
+    migrations::revert_last(&mut conn).unwrap();
     for table in [
         "mangopay_refunds",
         "mangopay_pay_ins",
@@ -97,7 +100,7 @@ both_backends!(migrations_list_revert_and_reapply, |env: Env| async move {
     migrations::revert_last(&mut conn).unwrap();
     let table_gone = mangopay_users::table.count().get_result::<i64>(&mut *conn);
     assert!(table_gone.is_err(), "the second revert dropped the tables");
-    assert_eq!(migrations::run_pending(&mut conn).unwrap().len(), 7);
+    assert_eq!(migrations::run_pending(&mut conn).unwrap().len(), 8);
     assert!(
         migrations::list(&mut conn)
             .unwrap()
