@@ -419,9 +419,9 @@ fn worker_name() -> String {
 /// Runs the worker until `shutdown` resolves, then lets in-flight jobs finish (up to
 /// `options.shutdown_timeout`). Sweeps at start and every `options.sweep_interval`.
 ///
-/// On PostgreSQL the client's rate budget is counted in the database
-/// ([`MangopayClient::share_budget`](diesel_mangopay::MangopayClient::share_budget)), so every
-/// worker on the same database shares one budget.
+/// To share one rate budget between several workers on one database, call
+/// [`MangopayClient::share_budget`](diesel_mangopay::MangopayClient::share_budget) on the
+/// context's client first.
 pub async fn run_worker<S>(
     ctx: JobContext,
     queue: JobQueue,
@@ -431,11 +431,6 @@ pub async fn run_worker<S>(
 where
     S: Future<Output = ()> + Send + 'static,
 {
-    if ctx.db.backend() == diesel_mangopay::db::Backend::Postgres
-        && ctx.client.share_budget(&ctx.db)
-    {
-        tracing::info!("the rate budget is shared through the database");
-    }
     let sweeper = options.sweep_interval.map(|every| {
         let (ctx, queue, registry, sweep_options) = (
             ctx.clone(),
